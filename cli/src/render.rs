@@ -146,8 +146,17 @@ pub(crate) fn text(sources: &Sources, diagnostics: &Diagnostics, color: bool) ->
         };
         // Writing to a String cannot fail.
         let _ = handler.render_report(&mut out, &report);
+        out.push('\n');
     }
     out
+}
+
+#[derive(Serialize)]
+struct JsonLabel<'a> {
+    message: &'a str,
+    file: &'a str,
+    line: usize,
+    column: usize,
 }
 
 #[derive(Serialize)]
@@ -162,6 +171,8 @@ struct JsonDiagnostic<'a> {
     end_column: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     help: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    labels: Vec<JsonLabel<'a>>,
 }
 
 #[derive(Serialize)]
@@ -190,6 +201,20 @@ pub(crate) fn json(sources: &Sources, diagnostics: &Diagnostics) -> String {
                 end_line,
                 end_column,
                 help: d.help.as_deref(),
+                labels: d
+                    .labels
+                    .iter()
+                    .map(|label| {
+                        let file = sources.get(label.span.file);
+                        let (line, column) = file.line_col(label.span.range.start);
+                        JsonLabel {
+                            message: &label.message,
+                            file: &file.name,
+                            line,
+                            column,
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -28,6 +28,7 @@ pub fn lower(sources: &Sources) -> (Model, Diagnostics) {
         };
         let mut cx = Cx {
             file,
+            text: &source.text,
             duplicates,
             diags: &mut diags,
         };
@@ -141,6 +142,7 @@ fn previous_key(text: &str, key: &str, before: usize) -> Option<std::ops::Range<
 
 struct Cx<'a> {
     file: FileId,
+    text: &'a str,
     duplicates: Vec<Duplicate>,
     diags: &'a mut Diagnostics,
 }
@@ -680,12 +682,13 @@ impl<'a> Cx<'a> {
         };
         if !dup.reported {
             dup.reported = true;
-            let mut d = Diagnostic::new(
-                code,
-                Span::new(self.file, dup.range.clone()),
-                format!("`{}` is written twice in {what}", dup.key),
-            )
-            .with_help("remove or rename one of them");
+            let message = if code.code == codes::DUPLICATE_NAME.code {
+                format!("column `{}` is defined twice in {what}", dup.key)
+            } else {
+                format!("`{}` is written twice in {what}", dup.key)
+            };
+            let mut d = Diagnostic::new(code, Span::new(self.file, dup.range.clone()), message)
+                .with_help("remove or rename one of them");
             if let Some(first) = &dup.first {
                 d = d.with_label(Span::new(self.file, first.clone()), "first written here");
             }
@@ -893,10 +896,14 @@ impl<'a> Cx<'a> {
         );
         let mut doc = Documentation::default();
         if let Some(a) = doc_fields.attr("text") {
-            doc.text = self.string(&a.value, "`text`").map(|s| s.value);
+            doc.text = self
+                .string(&a.value, &format!("`text` of {what}"))
+                .map(|s| s.value);
         }
         if let Some(a) = doc_fields.attr("markdown") {
-            doc.markdown = self.string(&a.value, "`markdown`").map(|s| s.value);
+            doc.markdown = self
+                .string(&a.value, &format!("`markdown` of {what}"))
+                .map(|s| s.value);
         }
         if let Some(a) = doc_fields.attr("tags") {
             doc.tags = self
@@ -1096,7 +1103,7 @@ impl<'a> Cx<'a> {
             MergeDb {
                 host: self.required_string(&f, "host", " = \"127.0.0.1\""),
                 port: match f.attr("port") {
-                    Some(a) => self.port(&a.value, "`port`"),
+                    Some(a) => self.port(&a.value, &format!("`port` of {}", f.what)),
                     None => {
                         self.missing(&f, "port", " = 5432");
                         None
@@ -1210,7 +1217,9 @@ impl<'a> Cx<'a> {
                 for (_, value) in
                     self.entries(object, &lifecycle_what, Some(&["expire_after_days"]))
                 {
-                    if let Some(days) = self.int(value, "`expire_after_days`") {
+                    if let Some(days) =
+                        self.int(value, &format!("`expire_after_days` of {lifecycle_what}"))
+                    {
                         if days.value <= 0 || days.value > i64::from(u32::MAX) {
                             self.error(
                                 &codes::INVALID_VALUE,
@@ -1725,10 +1734,13 @@ impl<'a> Cx<'a> {
         Some(SourceDb {
             engine,
             host: self.required_string(&f, "host", " = \"db.example.com\""),
-            port: f.attr("port").and_then(|a| self.port(&a.value, "`port`")),
+            port: f
+                .attr("port")
+                .and_then(|a| self.port(&a.value, &format!("`port` of {}", f.what))),
             database: self.required_string(&f, "database", " = \"<database>\""),
             schema: self.optional_string(&f, "schema"),
             span,
+            source_span: self.header(block),
         })
     }
 
@@ -1785,7 +1797,7 @@ impl<'a> Cx<'a> {
             Some(a) => {
                 if let Some(object) = self.object(&a.value, &format!("`columns` of {what}")) {
                     // Duplicate columns are a rule 2 problem (duplicate names), not a syntax one.
-                    let columns_what = format!("the columns of {dataset}");
+                    let columns_what = dataset.to_string();
                     for (key, value) in object.iter() {
                         let key_span = self.span(key);
                         if self.duplicate(&key_span, &columns_what, &codes::DUPLICATE_NAME) {
@@ -1937,6 +1949,33 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The placeholders of a transformer's SQL, each placed on its `{{ ... }}` in the file. The SQL value is
+    /// unescaped (and dedented, for `<<-` heredocs), so offsets are found again in the raw source: the n-th
+    /// `{{` of the value is the n-th `{{` of the source.
+    fn placeholders(
+        &self,
+        sql: &Spanned<String>,
+    ) -> Vec<Spanned<Result<crate::template::Input, String>>> {
+        let found = crate::template::placeholders(&sql.value);
+        let raw = &self.text[sql.span.range.clone()];
+        let raw_found = crate::template::placeholders(raw);
+        let aligned = raw_found.len() == found.len();
+        found
+            .into_iter()
+            .enumerate()
+            .map(|(i, placeholder)| {
+                let span = if aligned {
+                    let range = &raw_found[i].range;
+                    let start = sql.span.range.start;
+                    Span::new(self.file, start + range.start..start + range.end)
+                } else {
+                    sql.span.clone()
+                };
+                Spanned::new(placeholder.input, span)
+            })
+            .collect()
+    }
+
     fn workspace(&mut self, block: &Block) -> Option<Workspace> {
         let name = self.single_label(block, "a `workspace` block", "workspace")?;
         let what = format!("workspace `{}`", name.value);
@@ -2049,6 +2088,10 @@ impl<'a> Cx<'a> {
             .attr("trigger")
             .and_then(|a| self.trigger(&a.value, &format!("`trigger` of {what}")));
         let sql = self.required_string(&fields, "sql", " = <<-SQL ... SQL");
+        let inputs = sql
+            .as_ref()
+            .map(|sql| self.placeholders(sql))
+            .unwrap_or_default();
         let outputs = fields
             .blocks("output")
             .filter_map(|b| self.datastore(b, true))
@@ -2057,6 +2100,7 @@ impl<'a> Cx<'a> {
             name,
             trigger,
             sql,
+            inputs,
             outputs,
             span,
         })

@@ -441,8 +441,10 @@ pub struct SourceDb {
     pub database: Option<Spanned<String>>,
     /// Schema (default `public`).
     pub schema: Option<Spanned<String>>,
-    /// The engine block.
+    /// The engine block (`postgres` or `mysql`).
     pub span: Span,
+    /// The enclosing `source` block.
+    pub source_span: Span,
 }
 
 /// A `capture` block.
@@ -683,6 +685,8 @@ pub struct Transformer {
     pub trigger: Option<Spanned<Trigger>>,
     /// The SQL, with `{{ input ... }}` placeholders.
     pub sql: Option<Spanned<String>>,
+    /// Every `{{ ... }}` placeholder of the SQL, parsed, with its place in the file.
+    pub inputs: Vec<Spanned<Result<crate::template::Input, String>>>,
     /// The output stores (a valid transformer has exactly one).
     pub outputs: Vec<Datastore>,
     /// The block header.

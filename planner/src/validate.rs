@@ -11,7 +11,6 @@ use crate::diag::{Diagnostic, Diagnostics, Severity, Span};
 use crate::model::*;
 use crate::names::{NameProblem, check_identifier, did_you_mean};
 use crate::source::FileId;
-use crate::template;
 
 /// Runs every validation rule over a lowered model.
 pub fn validate(model: &Model, diags: &mut Diagnostics) {
@@ -68,8 +67,8 @@ pub struct DataPlatformRef<'m> {
 
 /// Name lookups over a model; the first definition of a name wins (duplicates are reported).
 pub struct Index<'m> {
-    /// Datastores (and transformer outputs) by lowercase name.
-    pub stores: HashMap<String, StoreRef<'m>>,
+    /// Datastores (and transformer outputs) by lowercase name: every definition, in model order.
+    pub stores: HashMap<String, Vec<StoreRef<'m>>>,
     /// Workspaces by lowercase name, with their team.
     pub workspaces: HashMap<String, (&'m Team, &'m Workspace)>,
     /// Data platforms by lowercase name.
@@ -95,21 +94,29 @@ impl<'m> Index<'m> {
         };
         for team in &model.teams {
             for store in &team.datastores {
-                index.stores.entry(store.name.key()).or_insert(StoreRef {
-                    team,
-                    store,
-                    transformer: None,
-                });
+                index
+                    .stores
+                    .entry(store.name.key())
+                    .or_default()
+                    .push(StoreRef {
+                        team,
+                        store,
+                        transformer: None,
+                    });
             }
             for ws in &team.workspaces {
                 index.workspaces.entry(ws.name.key()).or_insert((team, ws));
                 for transformer in &ws.transformers {
                     for store in &transformer.outputs {
-                        index.stores.entry(store.name.key()).or_insert(StoreRef {
-                            team,
-                            store,
-                            transformer: Some((ws, transformer)),
-                        });
+                        index
+                            .stores
+                            .entry(store.name.key())
+                            .or_default()
+                            .push(StoreRef {
+                                team,
+                                store,
+                                transformer: Some((ws, transformer)),
+                            });
                     }
                 }
             }
@@ -142,17 +149,31 @@ impl<'m> Index<'m> {
         index
     }
 
-    /// Every data platform, in model order.
+    /// The datastore of a name, when exactly one is defined (a repeated name is reported on its own; looking
+    /// through it would report consequences of the wrong definition).
+    pub fn store(&self, name: &str) -> Option<StoreRef<'m>> {
+        match self.stores.get(&name.to_ascii_lowercase())?.as_slice() {
+            [only] => Some(*only),
+            _ => None,
+        }
+    }
+
+    /// Every data platform, in model order; of two with one name, only the first.
     fn all_data_platforms(model: &'m Model) -> impl Iterator<Item = DataPlatformRef<'m>> {
-        model.platforms.iter().flat_map(|platform| {
-            platform
-                .data_platforms
-                .iter()
-                .map(move |data_platform| DataPlatformRef {
-                    platform,
-                    data_platform,
-                })
-        })
+        let mut seen = std::collections::HashSet::new();
+        model
+            .platforms
+            .iter()
+            .flat_map(|platform| {
+                platform
+                    .data_platforms
+                    .iter()
+                    .map(move |data_platform| DataPlatformRef {
+                        platform,
+                        data_platform,
+                    })
+            })
+            .filter(move |dp| seen.insert(dp.data_platform.name.key()))
     }
 }
 
@@ -304,7 +325,15 @@ impl<'m> Validator<'m, '_> {
                         Diagnostic::new(
                             &codes::DUPLICATE_NAME,
                             name.span.clone(),
-                            format!("{what} `{}` is defined twice {scope}", name.value),
+                            format!(
+                                "{what} `{}` is {} twice {scope}",
+                                name.value,
+                                if what.ends_with("declaration") {
+                                    "declared"
+                                } else {
+                                    "defined"
+                                }
+                            ),
                         )
                         .with_label(first_span, "first defined here")
                         .with_help(format!(
@@ -351,11 +380,30 @@ impl<'m> Validator<'m, '_> {
                 &format!("in datastore `{}`", store.name.value),
             );
         }
-        self.unique(
-            all_stores().map(|s| &s.name),
-            "datastore",
-            "in the ecosystem",
-        );
+        // A transformer output named like another team's store is DS1701, reported with the transformer.
+        let index = &self.index;
+        let mut keys: Vec<&String> = index.stores.keys().collect();
+        keys.sort();
+        for key in keys {
+            let defs = &index.stores[key];
+            let first = defs[0];
+            for def in &defs[1..] {
+                let cross_team_output = (def.transformer.is_some() || first.transformer.is_some())
+                    && !std::ptr::eq(def.team, first.team);
+                if cross_team_output {
+                    continue;
+                }
+                self.diags.push(
+                    Diagnostic::new(
+                        &codes::DUPLICATE_NAME,
+                        def.store.name.span.clone(),
+                        format!("datastore `{}` is defined twice in the ecosystem", def.store.name.value),
+                    )
+                    .with_label(first.store.name.span.clone(), "first defined here")
+                    .with_help("datastore names are unique in the ecosystem, ignoring case; rename or remove one"),
+                );
+            }
+        }
         let workspaces = || model.teams.iter().flat_map(|t| t.workspaces.iter());
         for ws in workspaces() {
             self.identifier(&ws.name, "workspace");
@@ -548,7 +596,7 @@ impl<'m> Validator<'m, '_> {
                     &codes::UNDEFINED_DECLARATION,
                     declaration.span.clone(),
                     format!("zone `{}` is declared but has no `zone` block", declaration.name.value),
-                    Some("its owning repo defines it with `zone \"<name>\" { ... }`; until then it is empty".into()),
+                    Some(format!("its owning repo defines it with `zone \"{}\" {{ ... }}`; until then it is empty", declaration.name.value)),
                 );
             }
         }
@@ -861,8 +909,8 @@ impl<'m> Validator<'m, '_> {
         }
         match (kind, &capture.source) {
             (CaptureKind::Kafka, Some(source)) => self.error(
-                &codes::MISSING_SOURCE,
-                source.span.clone(),
+                &codes::UNKNOWN_BLOCK,
+                source.source_span.clone(),
                 format!("the kafka capture of datastore `{store_name}` reads topics; it takes no `source`"),
                 Some("remove the source block; name topics with `topic_for_dataset`".into()),
             ),
@@ -982,7 +1030,10 @@ impl<'m> Validator<'m, '_> {
             }
         }
         for location in &capture.locations {
-            self.known_location(location);
+            self.known_location(
+                location,
+                &format!("the capture of datastore `{store_name}`"),
+            );
         }
     }
 
@@ -1214,10 +1265,18 @@ impl<'m> Validator<'m, '_> {
         sink: &'m Sink,
         data_platform: Option<DataPlatformRef<'m>>,
     ) {
-        let Some(store) = self.index.stores.get(&sink.store.key()).copied() else {
+        if self
+            .index
+            .stores
+            .get(&sink.store.key())
+            .is_some_and(|defs| defs.len() > 1)
+        {
+            return;
+        }
+        let Some(store) = self.index.store(&sink.store.value) else {
             let help = match did_you_mean(
                 sink.store.as_str(),
-                self.index.stores.values().map(|s| s.store.name.as_str()),
+                self.index.stores.values().map(|s| s[0].store.name.as_str()),
             ) {
                 Some(close) => format!("did you mean `{close}`?"),
                 None => "name a datastore defined in some team".into(),
@@ -1342,7 +1401,7 @@ impl<'m> Validator<'m, '_> {
                             &codes::LOCATION_POLICY,
                             sink.span.clone(),
                             format!(
-                                "datastore `{}` of zone `{}` may not be ingested at `{}` (platform `{}`, serving `{}.{}`): location_policy `{}` refuses it",
+                                "datastore `{}` of zone `{}` may not be ingested at `{}`, by platform `{}` for `{}.{}`: location_policy `{}` refuses it",
                                 store.store.name.value, store_zone.name.value, location.value, dp.platform.name.value, ws.name.value, group.name.value,
                                 policy.name.as_ref().map_or("", |n| n.as_str())
                             ),
@@ -1360,6 +1419,10 @@ impl<'m> Validator<'m, '_> {
                 .get(vendor_name)
                 .and_then(|v| v.cloud.as_ref())
                 .map(|c| c.value.clone());
+            let vendor_what = match &cloud {
+                Some(cloud) => format!("vendor `{vendor_name}` (cloud `{cloud}`)"),
+                None => format!("vendor `{vendor_name}`"),
+            };
             for policy in &store_zone.vendor_policies {
                 let accepted = policy_accepts(policy, |entry| {
                     entry == vendor_name || cloud.as_deref() == Some(entry)
@@ -1370,7 +1433,7 @@ impl<'m> Validator<'m, '_> {
                             &codes::VENDOR_POLICY,
                             sink.span.clone(),
                             format!(
-                                "datastore `{}` of zone `{}` may not be ingested on vendor `{vendor_name}` (platform `{}`, serving `{}.{}`): vendor_policy `{}` refuses it",
+                                "datastore `{}` of zone `{}` may not be ingested on {vendor_what}, by platform `{}` for `{}.{}`: vendor_policy `{}` refuses it",
                                 store.store.name.value, store_zone.name.value, dp.platform.name.value, ws.name.value, group.name.value,
                                 policy.name.as_ref().map_or("", |n| n.as_str())
                             ),
@@ -1448,10 +1511,12 @@ impl<'m> Validator<'m, '_> {
             ),
         }
         for output in &transformer.outputs {
-            if let Some(owner) = self.index.stores.get(&output.name.key())
-                && !std::ptr::eq(owner.store, output)
-                && !std::ptr::eq(owner.team, team)
-            {
+            let defs = self.index.stores.get(&output.name.key());
+            let other_team = defs
+                .into_iter()
+                .flatten()
+                .find(|def| !std::ptr::eq(def.team, team));
+            if let Some(owner) = other_team.copied() {
                 self.push(
                     Diagnostic::new(
                         &codes::TRANSFORMER_OUTPUT,
@@ -1466,11 +1531,9 @@ impl<'m> Validator<'m, '_> {
                 );
             }
         }
-        let Some(sql) = &transformer.sql else { return };
-        let found = template::placeholders(&sql.value);
-        for placeholder in found {
-            let span = sql.span.clone();
-            match placeholder.input {
+        for placeholder in &transformer.inputs {
+            let span = placeholder.span.clone();
+            match &placeholder.value {
                 Err(why) => self.error(
                     &codes::TRANSFORMER_INPUT,
                     span,
@@ -1549,7 +1612,7 @@ impl<'m> Validator<'m, '_> {
                     .groups
                     .iter()
                     .flat_map(|g| g.sinks.iter())
-                    .filter_map(|s| self.index.stores.get(&s.store.key()))
+                    .filter_map(|s| self.index.store(&s.store.value))
                     .filter_map(|s| s.transformer)
                     .filter_map(|(producer, _)| position.get(&producer.name.key()).copied())
                     .collect();
@@ -1600,17 +1663,23 @@ impl<'m> Validator<'m, '_> {
         }
         for cycle in reported {
             // The cycle runs against the data flow (consumer → producer); show it along the flow.
-            let mut names: Vec<&str> = cycle
+            let mut names: Vec<String> = cycle
                 .iter()
                 .rev()
-                .map(|&i| transformer_ws[i].name.as_str())
+                .map(|&i| {
+                    let ws = transformer_ws[i];
+                    format!(
+                        "`{}` (workspace `{}`)",
+                        ws.transformers[0].name.value, ws.name.value
+                    )
+                })
                 .collect();
-            names.push(names[0]);
+            names.push(names[0].clone());
             let first = transformer_ws[cycle[0]];
             self.error(
                 &codes::TRANSFORMER_CYCLE,
                 first.transformers[0].span.clone(),
-                format!("transformers feed each other in a cycle: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")),
+                format!("transformers feed each other in a cycle: {}", names.join(" → ")),
                 Some("a transformer may not consume, directly or through others, its own output: break the cycle".into()),
             );
         }
@@ -1619,13 +1688,17 @@ impl<'m> Validator<'m, '_> {
     // ---- rules 15 and 18: locations and platforms ----
 
     /// Whether `Vendor:Path/Sub` names a location in a vendor's tree; reports it when not.
-    fn known_location(&mut self, location: &Spanned<String>) {
+    fn known_location(&mut self, location: &Spanned<String>, owner: &str) {
+        if self.model.ecosystems.is_empty() {
+            // Vendors live in the ecosystem; its absence is reported once, not once per location.
+            return;
+        }
         let text = &location.value;
         let Some((vendor_name, path)) = text.split_once(':') else {
             self.error(
                 &codes::UNKNOWN_LOCATION,
                 location.span.clone(),
-                format!("location `{text}` is not of the form `Vendor:Path/Sub`"),
+                format!("location `{text}` of {owner} is not of the form `Vendor:Path/Sub`"),
                 Some(
                     "write the vendor, a colon, then the location path, for example `Acme:USA/NY`"
                         .into(),
@@ -1641,7 +1714,7 @@ impl<'m> Validator<'m, '_> {
             self.error(
                 &codes::UNKNOWN_LOCATION,
                 location.span.clone(),
-                format!("location `{text}` names vendor `{vendor_name}`, which is not declared"),
+                format!("location `{text}` of {owner} names vendor `{vendor_name}`, which is not declared"),
                 Some(help),
             );
             return;
@@ -1661,7 +1734,7 @@ impl<'m> Validator<'m, '_> {
                         &codes::UNKNOWN_LOCATION,
                         location.span.clone(),
                         format!(
-                            "location `{text}`: vendor `{vendor_name}` has no location `{part}`{}",
+                            "location `{text}` of {owner}: vendor `{vendor_name}` has no location `{part}`{}",
                             if prefix.is_empty() {
                                 String::new()
                             } else {
@@ -1680,8 +1753,13 @@ impl<'m> Validator<'m, '_> {
         let model = self.model;
         for zone in &model.zones {
             for policy in &zone.location_policies {
+                let owner = format!(
+                    "location_policy `{}` of zone `{}`",
+                    policy.name.as_ref().map_or("", |n| n.as_str()),
+                    zone.name.value
+                );
                 for entry in policy.allowed.iter().flatten().chain(&policy.not_allowed) {
-                    self.known_location(entry);
+                    self.known_location(entry, &owner);
                 }
             }
             for policy in &zone.vendor_policies {
@@ -1737,8 +1815,7 @@ impl<'m> Validator<'m, '_> {
                     for sink in &group.sinks {
                         let kind = self
                             .index
-                            .stores
-                            .get(&sink.store.key())
+                            .store(&sink.store.value)
                             .and_then(|s| s.capture_kind());
                         if let Some(kind @ (CaptureKind::Cdc | CaptureKind::Kafka)) = kind {
                             streaming
@@ -1752,7 +1829,7 @@ impl<'m> Validator<'m, '_> {
         for platform in &model.platforms {
             let what = format!("platform `{}`", platform.name.value);
             for location in &platform.locations {
-                self.known_location(location);
+                self.known_location(location, &what);
             }
             if platform.merge_db.is_none() {
                 self.error(

@@ -1,1 +1,4 @@
+//! The integration suite: one binary, one module per feature.
 
+mod cli;
+mod validate;

@@ -1,0 +1,35 @@
+team "sales" "crm" {
+  datastore "crm_db" {
+    capture "cdc" {
+      credential = "crm_src"
+      credential = "crm_reader"
+      trigger    = { interval = "1m", interval = "5m" }
+      source {
+        postgres {
+          host     = "127.0.0.1"
+          database = "crm"
+        }
+      }
+      source {
+        postgres {
+          host     = "10.0.0.1"
+          database = "crm"
+        }
+      }
+    }
+    dataset "customers" {
+      table {
+        columns = {
+          id    = { type = "integer", nullable = false, primary_key = true }
+          email = { type = "varchar(200)" }
+        }
+      }
+    }
+  }
+  workspace "reports" {
+    dataset_group "live" {
+      requirements = { milestoning = "LIVE_ONLY" }
+      sink "crm_db" "customers" {}
+    }
+  }
+}

@@ -1,0 +1,2 @@
+# No ecosystem block anywhere in the model.
+zone "sales" {}

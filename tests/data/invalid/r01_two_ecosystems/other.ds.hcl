@@ -1,0 +1,3 @@
+ecosystem "other" {
+  owning_repo = { repo = "acme/other", branch = "main" }
+}

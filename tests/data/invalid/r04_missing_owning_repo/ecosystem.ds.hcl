@@ -1,0 +1,9 @@
+ecosystem "acme" {
+  vendor "Acme" {
+    cloud = "PRIVATE"
+    location "USA" {
+      location "NY" {}
+    }
+  }
+  zone_declaration "sales" {}
+}

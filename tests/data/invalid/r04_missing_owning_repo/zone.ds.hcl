@@ -1,0 +1,3 @@
+zone "sales" {
+  team_declaration "crm" {}
+}

@@ -1,0 +1,32 @@
+team "sales" "crm" {
+  datastore "crm_db" {
+    capture "cdc" {
+      credential = "crm_src"
+      trigger    = { interval = "1m" }
+      source {
+        postgres {
+          host     = "127.0.0.1"
+          database = "crm"
+        }
+      }
+    }
+    dataset "customers" {
+      table {
+        columns = {
+          id      = { type = "integer", nullable = false, primary_key = true }
+          email   = { type = "varchr(200)" }
+          age     = { type = "integer(3)" }
+          code    = { type = "char(0)" }
+          name    = { type = "varchar(-5)" }
+          balance = { type = "decimal(5,7)" }
+        }
+      }
+    }
+  }
+  workspace "reports" {
+    dataset_group "live" {
+      requirements = { milestoning = "LIVE_ONLY" }
+      sink "crm_db" "customers" {}
+    }
+  }
+}

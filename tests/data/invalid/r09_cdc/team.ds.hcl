@@ -1,0 +1,36 @@
+team "sales" "crm" {
+  datastore "crm_db" {
+    capture "cdc" {
+      credential = "crm_src"
+      trigger    = { interval = "1m" }
+      source {
+        mysql {
+          host     = "127.0.0.1"
+          database = "crm"
+        }
+      }
+    }
+    dataset "customers" {
+      table {
+        columns = {
+          id    = { type = "integer", nullable = false, primary_key = true }
+          email = { type = "varchar(200)" }
+        }
+      }
+    }
+    dataset "notes" {
+      table {
+        columns = {
+          customer_id = { type = "integer", nullable = false }
+          text        = { type = "text" }
+        }
+      }
+    }
+  }
+  workspace "reports" {
+    dataset_group "live" {
+      requirements = { milestoning = "LIVE_ONLY" }
+      sink "crm_db" "customers" {}
+    }
+  }
+}

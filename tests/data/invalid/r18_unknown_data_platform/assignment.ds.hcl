@@ -1,0 +1,1 @@
+assignment "reports" "live" { data_platform = "zero_lve" }
