@@ -419,29 +419,22 @@ impl<'m> Validator<'m, '_> {
                 &format!("in workspace `{}`", ws.name.value),
             );
             for group in &ws.groups {
-                let mut seen: HashMap<(String, String), &Sink> = HashMap::new();
-                for sink in &group.sinks {
-                    let key = (sink.store.key(), sink.dataset.key());
-                    if let Some(first) = seen.get(&key) {
-                        let first_span = first.span.clone();
-                        self.push(
-                            Diagnostic::new(
-                                &codes::DUPLICATE_NAME,
-                                sink.span.clone(),
-                                format!(
-                                    "sink `{}.{}` appears twice in dataset group `{}.{}`",
-                                    sink.store.value,
-                                    sink.dataset.value,
-                                    ws.name.value,
-                                    group.name.value
-                                ),
-                            )
-                            .with_label(first_span, "first sink here")
-                            .with_help("remove one of them"),
-                        );
-                    } else {
-                        seen.insert(key, sink);
-                    }
+                for (first, sink) in repeated(&group.sinks, |s| (s.store.key(), s.dataset.key())) {
+                    self.push(
+                        Diagnostic::new(
+                            &codes::DUPLICATE_NAME,
+                            sink.span.clone(),
+                            format!(
+                                "sink `{}.{}` appears twice in dataset group `{}.{}`",
+                                sink.store.value,
+                                sink.dataset.value,
+                                ws.name.value,
+                                group.name.value
+                            ),
+                        )
+                        .with_label(first.span.clone(), "first sink here")
+                        .with_help("remove one of them"),
+                    );
                 }
             }
         }
@@ -501,48 +494,33 @@ impl<'m> Validator<'m, '_> {
                 );
             }
         }
-        // Teams: unique per zone.
-        let mut teams: HashMap<(String, String), &Team> = HashMap::new();
-        for team in &model.teams {
-            let key = (team.zone.key(), team.name.key());
-            if let Some(first) = teams.get(&key) {
-                let first_span = first.span.clone();
-                self.push(
-                    Diagnostic::new(
-                        &codes::DUPLICATE_NAME,
-                        team.span.clone(),
-                        format!(
-                            "team `{}` of zone `{}` is defined twice",
-                            team.name.value, team.zone.value
-                        ),
-                    )
-                    .with_label(first_span, "first defined here")
-                    .with_help("a team is one `team` block; merge them"),
-                );
-            } else {
-                teams.insert(key, team);
-            }
+        for (first, team) in repeated(&model.teams, |t| (t.zone.key(), t.name.key())) {
+            self.push(
+                Diagnostic::new(
+                    &codes::DUPLICATE_NAME,
+                    team.span.clone(),
+                    format!(
+                        "team `{}` of zone `{}` is defined twice",
+                        team.name.value, team.zone.value
+                    ),
+                )
+                .with_label(first.span.clone(), "first defined here")
+                .with_help("a team is one `team` block; merge them"),
+            );
         }
-        let mut assignments: HashMap<(String, String), &Assignment> = HashMap::new();
-        for a in &model.assignments {
-            let key = (a.workspace.key(), a.group.key());
-            if let Some(first) = assignments.get(&key) {
-                let first_span = first.span.clone();
-                self.push(
-                    Diagnostic::new(
-                        &codes::DUPLICATE_NAME,
-                        a.span.clone(),
-                        format!(
-                            "dataset group `{}.{}` is assigned twice",
-                            a.workspace.value, a.group.value
-                        ),
-                    )
-                    .with_label(first_span, "first assignment here")
-                    .with_help("keep one assignment per dataset group"),
-                );
-            } else {
-                assignments.insert(key, a);
-            }
+        for (first, a) in repeated(&model.assignments, |a| (a.workspace.key(), a.group.key())) {
+            self.push(
+                Diagnostic::new(
+                    &codes::DUPLICATE_NAME,
+                    a.span.clone(),
+                    format!(
+                        "dataset group `{}.{}` is assigned twice",
+                        a.workspace.value, a.group.value
+                    ),
+                )
+                .with_label(first.span.clone(), "first assignment here")
+                .with_help("keep one assignment per dataset group"),
+            );
         }
         for platform in &model.platforms {
             if let Some(store) = &platform.object_store {
@@ -1983,6 +1961,21 @@ impl<'m> Validator<'m, '_> {
             self.bucket_exists(platform, buckets, bucket, &what);
         }
     }
+}
+
+/// The items whose key repeats an earlier item's, each with the first item of that key.
+fn repeated<T>(items: &[T], key: impl Fn(&T) -> (String, String)) -> Vec<(&T, &T)> {
+    let mut first: HashMap<(String, String), &T> = HashMap::new();
+    let mut out = Vec::new();
+    for item in items {
+        match first.entry(key(item)) {
+            std::collections::hash_map::Entry::Occupied(e) => out.push((*e.get(), item)),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(item);
+            }
+        }
+    }
+    out
 }
 
 /// Whether an allow/deny list accepts an item, given how an entry matches it.
