@@ -1,20 +1,21 @@
 //! `ds`: the command line. It parses arguments, reads the environment, calls the library crates, renders
-//! what they return (text, JSON) and chooses the exit code. It holds no model logic of its own.
+//! what they return (text, markdown, JSON) and chooses the exit code. It holds no model logic of its own.
 
-mod render;
+mod commands;
+mod views;
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use planner::diag::Severity;
 
-/// Exit code: success.
-const EXIT_OK: u8 = 0;
-/// Exit code: an error (bad model, failed operation, or `fmt --check` found files to change).
-const EXIT_ERROR: u8 = 1;
+/// Exit code: success (and, with `--detailed-exitcode`, no changes).
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: an error (bad model, failed operation, refused plan).
+pub(crate) const EXIT_ERROR: u8 = 1;
+/// Exit code with `--detailed-exitcode`: success, and there are changes.
+pub(crate) const EXIT_CHANGES: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -26,11 +27,12 @@ them, with what history, under which governance — from *.ds.hcl files, and kee
 Kafka Connect with Debezium, S3, a merge scheduler) matching it.\n\n\
 Model files are every *.ds.hcl file under the model directory (-C, default .), recursively; hidden \
 directories are skipped.\n\n\
-Exit codes: 0 success; 1 error (invalid model, failed operation).",
-    after_help = "Start with `ds validate -C examples/quickstart`. The model language is described in docs/model-language.md."
+Exit codes: 0 success; 1 error (invalid model, failed operation, refused plan); 2 with --detailed-exitcode, \
+success with changes present.",
+    after_help = "Start with `ds validate -C examples/quickstart`, then `ds plan -C examples/quickstart`. The model language is described in docs/model-language.md."
 )]
 struct Cli {
-    /// The model directory (default: the current directory).
+    /// The model directory (default: the current directory)
     #[arg(
         short = 'C',
         long = "dir",
@@ -57,8 +59,8 @@ Exit codes: 0 the model is valid (warnings allowed); 1 it has errors, or could n
     )]
     Validate {
         /// Output format: `text` (snippets, for people) or `json` (for programs)
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
+        format: DiagnosticsFormat,
     },
     /// Rewrite model files in canonical layout (indentation, aligned `=`), keeping comments
     #[command(
@@ -73,21 +75,58 @@ has a syntax error."
         #[arg(long)]
         check: bool,
     },
+    /// Show what applying the model would change: creates (+), updates (~), replaces (-/+), deletes (-)
+    #[command(
+        long_about = "Validate and compile the model into resources (Postgres schemas, tables, views, \
+roles and grants; Debezium publications, slots and connectors; buckets; scheduler jobs), compare them with the \
+recorded state and show every change, grouped by provider and type.\n\n\
+Resources that hold data (tables, replication slots, buckets) are protected: a plan that would delete or replace \
+one is refused unless --allow-destroy names it.\n\n\
+Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error or refused plan; 2 with \
+--detailed-exitcode, success with changes."
+    )]
+    Plan(commands::plan::PlanArgs),
+    /// Render a saved plan file (or, without one, the recorded state)
+    Show(commands::plan::ShowArgs),
+    /// Print the resource graph of the model (Graphviz DOT or Mermaid)
+    Graph {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Inspect and repair the recorded state: list, show, rm, unlock
+    #[command(subcommand)]
+    State(commands::state::StateCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+enum DiagnosticsFormat {
     /// Human-readable, with source snippets
     Text,
     /// One JSON document
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GraphFormat {
+    /// Graphviz DOT
+    Dot,
+    /// A Mermaid flowchart
+    Mermaid,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Validate { format } => validate(&cli.dir, *format),
-        Command::Fmt { check } => fmt(&cli.dir, *check),
+    let dir = cli.dir.as_path();
+    let result = match cli.command {
+        Command::Validate { format } => {
+            commands::validate::run(dir, format == DiagnosticsFormat::Json)
+        }
+        Command::Fmt { check } => commands::fmt::run(dir, check),
+        Command::Plan(args) => commands::plan::run(dir, &args),
+        Command::Show(args) => commands::plan::show(dir, &args),
+        Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
+        Command::State(command) => commands::state::run(dir, &command),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -114,113 +153,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Whether to colour output on stdout: a terminal, and `NO_COLOR` unset or empty.
-fn stdout_color() -> bool {
+pub(crate) fn stdout_color() -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     !no_color && std::io::stdout().is_terminal()
 }
 
-fn write_stdout(text: &str) -> anyhow::Result<()> {
+/// Writes to stdout, all at once.
+pub(crate) fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    Ok(())
-}
-
-fn validate(dir: &Path, format: Format) -> anyhow::Result<u8> {
-    let sources = planner::source::read_dir(dir)?;
-    let (model, diagnostics) = planner::check(&sources);
-    let output = match format {
-        Format::Json => render::json(&sources, &diagnostics),
-        Format::Text => {
-            let mut out = render::text(&sources, &diagnostics, stdout_color());
-            let errors = diagnostics.count(Severity::Error);
-            let warnings = diagnostics.count(Severity::Warning);
-            let plural =
-                |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-            if errors > 0 {
-                out.push_str(&format!(
-                    "The model is invalid: {}, {}.\n",
-                    plural(errors, "error"),
-                    plural(warnings, "warning")
-                ));
-            } else {
-                let stores: usize = model.teams.iter().map(|t| t.datastores.len()).sum();
-                let datasets: usize = model
-                    .teams
-                    .iter()
-                    .flat_map(|t| t.datastores.iter())
-                    .map(|s| s.datasets.len())
-                    .sum();
-                let workspaces: usize = model.teams.iter().map(|t| t.workspaces.len()).sum();
-                out.push_str(&format!(
-                    "The model is valid: {}, {}, {}, {}, {}{}.\n",
-                    plural(sources.len(), "file"),
-                    plural(model.teams.len(), "team"),
-                    plural(stores, "datastore"),
-                    plural(datasets, "dataset"),
-                    plural(workspaces, "workspace"),
-                    if warnings > 0 {
-                        format!(" ({})", plural(warnings, "warning"))
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
-            out
-        }
-    };
-    write_stdout(&output)?;
-    Ok(if diagnostics.has_errors() {
-        EXIT_ERROR
-    } else {
-        EXIT_OK
-    })
-}
-
-fn fmt(dir: &Path, check: bool) -> anyhow::Result<u8> {
-    let sources = planner::source::read_dir(dir)?;
-    let syntax_errors = planner::lower::syntax_errors(&sources);
-    let mut changed = Vec::new();
-    for (id, file) in sources.iter() {
-        if syntax_errors.iter().any(|d| d.span.file == id) {
-            continue;
-        }
-        let formatted = planner::fmt::format_source(&file.text);
-        if formatted != file.text {
-            if !check {
-                write_atomically(&file.path, &formatted)?;
-            }
-            changed.push(file.name.as_str());
-        }
-    }
-    let mut out = render::text(&sources, &syntax_errors, stdout_color());
-    for name in &changed {
-        out.push_str(name);
-        out.push('\n');
-    }
-    write_stdout(&out)?;
-    if !syntax_errors.is_empty() {
-        eprintln!(
-            "error: {} file(s) have syntax errors and were left alone",
-            syntax_errors.len()
-        );
-        return Ok(EXIT_ERROR);
-    }
-    if check && !changed.is_empty() {
-        eprintln!(
-            "{} file(s) are not in canonical layout: run `ds fmt` to rewrite them",
-            changed.len()
-        );
-        return Ok(EXIT_ERROR);
-    }
-    Ok(EXIT_OK)
-}
-
-/// Writes a file through a temporary sibling and a rename, so a crash never leaves half a file.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("hcl.ds-fmt-tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("failed to write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("failed to replace `{}`", path.display()))?;
     Ok(())
 }

@@ -105,6 +105,7 @@ codes! {
     DATA_PLATFORM_POLICY = "DS1603", Error, rule 16, "a data platform refused by the workspace zone's data_platform_policy";
     MILESTONING_MISMATCH = "DS1604", Error, rule 16, "an assigned data platform without the milestoning the group requires";
     UNKNOWN_ASSIGNMENT = "DS1605", Error, rule 16, "an assignment for a workspace or dataset group that does not exist";
+    WORKSPACE_PLATFORMS = "DS1606", Error, rule 16, "a workspace whose dataset groups are served by data platforms of different platforms";
 
     TRANSFORMER_OUTPUT = "DS1701", Error, rule 17, "a transformer output store that belongs to another team or is malformed";
     TRANSFORMER_INPUT = "DS1702", Error, rule 17, "transformer SQL that references something other than its own groups' sinks";

@@ -8,15 +8,18 @@
 //! crate returns. Problems in the user's model are data (diagnostics), never `Err`.
 
 pub mod codes;
+pub mod compile;
 pub mod diag;
 pub mod fmt;
 pub mod lower;
 pub mod model;
 pub mod names;
+pub mod plan;
+pub mod planfile;
 pub mod source;
 pub mod template;
 pub mod trigger;
-pub mod types;
+pub use providers::types;
 pub mod validate;
 
 use diag::Diagnostics;

@@ -126,8 +126,8 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance, with an adjacent transposition counted as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance (case-sensitive), with an adjacent transposition counted as one edit.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev2: Vec<usize> = vec![0; b.len() + 1];

@@ -1091,6 +1091,7 @@ impl<'m> Validator<'m, '_> {
                 );
             }
         }
+        let mut platform_of_workspace: Option<(DataPlatformRef<'m>, &'m DatasetGroup)> = None;
         for group in &ws.groups {
             let group_what = format!("dataset group `{}.{}`", ws.name.value, group.name.value);
             if group.sinks.is_empty() {
@@ -1118,6 +1119,27 @@ impl<'m> Validator<'m, '_> {
                 );
             }
             let resolved = self.resolve(ws, group, zone);
+            if let Some(dp) = resolved {
+                match platform_of_workspace {
+                    None => platform_of_workspace = Some((dp, group)),
+                    Some((first, first_group)) if !std::ptr::eq(first.platform, dp.platform) => {
+                        self.push(
+                            Diagnostic::new(
+                                &codes::WORKSPACE_PLATFORMS,
+                                group.name.span.clone(),
+                                format!(
+                                    "dataset group `{}.{}` is served by `{}` of platform `{}`, but group `{}` of the same workspace by `{}` of platform `{}`",
+                                    ws.name.value, group.name.value, dp.data_platform.name.value, dp.platform.name.value,
+                                    first_group.name.value, first.data_platform.name.value, first.platform.name.value
+                                ),
+                            )
+                            .with_label(first_group.name.span.clone(), "the other group")
+                            .with_help("a workspace's views live in one merge database: assign its groups to data platforms of one platform, or split the workspace"),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
             for sink in &group.sinks {
                 self.sink(ws, zone, group, sink, resolved);
             }

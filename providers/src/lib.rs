@@ -1,7 +1,21 @@
-//! Providers: the boundary between the engine and real systems (PostgreSQL, Kafka Connect and Debezium,
-//! S3, the merge scheduler).
+//! Providers: the boundary between the engine and real systems (PostgreSQL, Kafka Connect and Debezium, S3,
+//! the merge scheduler).
 //!
-//! This crate will own the provider trait (a typed side per resource kind with pure `validate` and `plan`
-//! and async, idempotent `read` and `apply`, erased into one object-safe trait for the registry) and its
-//! implementations. It must not depend on `planner` or `cli`, read environment variables, or print.
-//! Nothing lives here yet: the planning issue adds the trait, the apply issue the first provider.
+//! Each resource type is a [`ResourceKind`]: its name, provider, attribute schema version, and the *pure*
+//! rules that decide, from the desired attributes and the recorded ones, whether a resource is left alone,
+//! updated in place or replaced, and whether it holds data (and so may not be destroyed without consent).
+//! The IO half of the contract (`read`, `apply`) joins the trait when the first provider talks to a real
+//! service.
+//!
+//! This crate must not depend on `planner` or `cli`, read environment variables, or print.
+
+pub mod debezium;
+pub mod kafka_connect;
+pub mod kind;
+pub mod physical;
+pub mod postgres;
+pub mod s3;
+pub mod scheduler;
+pub mod types;
+
+pub use kind::{Action, AttributeChange, Planned, ResourceKind, kind};

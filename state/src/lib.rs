@@ -1,5 +1,22 @@
 //! State: the persisted record of what `ds` created (format, versioning, and backends with locking).
 //!
-//! It depends on no other `ds` crate and stores each resource's attributes as opaque JSON with its
-//! provider, type and schema version. Nothing lives here yet: the planning issue adds the state file
-//! format and the local backend.
+//! It owns the state document ([`State`]: lineage, serial, the model it was applied from, and per resource
+//! its address, type, provider, schema version, opaque attributes, dependencies and secret fingerprints),
+//! reading it with upgrades from older format versions ([`parse`]), its on-disk layout ([`to_bytes`]), and
+//! the [`Backend`]s that store it: atomic writes that refuse to overwrite someone else's work, and locks
+//! that are leases ([`LockInfo`], [`LockGuard`]). `docs/state-format.md` documents the format.
+//!
+//! It must not depend on another `ds` crate, print, or read environment variables (the CLI passes in who
+//! is locking). Secrets never enter the state: only their fingerprints.
+
+mod backend;
+mod error;
+mod format;
+mod local;
+mod lock;
+
+pub use backend::Backend;
+pub use error::{Stale, StateError};
+pub use format::{FORMAT_VERSION, ModelInfo, ResourceState, State, parse, to_bytes};
+pub use local::LocalBackend;
+pub use lock::{DEFAULT_LEASE, Lease, LockGuard, LockInfo, LockRequest};

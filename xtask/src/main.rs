@@ -35,6 +35,16 @@ Commands:
                                 `-C <model dir>` is appended
       --cpu N                   pin the child to CPU N with `taskset -c N` (default 0)
       --no-pin                  do not pin the child to a CPU
+      --seed-state              write the state an apply would leave (<model>/.ds/state.json) first
+      --max-ms MS               the bar for the 10k median (default 1000)
+      --max-rss-mib MIB         the bar for the peak RSS (default 300)
+      `{dir}` in --subcommand stands for the model directory.
+
+  Plan benchmarks (docs/benchmarks.md):
+      cargo xtask bench-validate --subcommand \"plan --refresh=false --state {dir}/.ds/none.json\" \
+          --max-ms 2000 --max-rss-mib 500                       # against an empty state
+      cargo xtask bench-validate --seed-state --subcommand \"plan --refresh=false\" \
+          --max-ms 2000 --max-rss-mib 500                       # against the state of the applied model
 
   help            Print this text.
 ";

@@ -1,0 +1,116 @@
+//! One module per command. Shared here: loading a model for the commands that need a valid one, and
+//! finding and locking the state.
+
+pub(crate) mod fmt;
+pub(crate) mod graph;
+pub(crate) mod plan;
+pub(crate) mod state;
+pub(crate) mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use planner::diag::Severity;
+use planner::model::Model;
+use planner::source::Sources;
+
+/// A model that validated: its sources and its typed form.
+pub(crate) struct Loaded {
+    pub(crate) sources: Sources,
+    pub(crate) model: Model,
+}
+
+/// Reads and validates the model; an invalid model prints its diagnostics on stderr and fails.
+pub(crate) fn load_valid(dir: &Path) -> anyhow::Result<Loaded> {
+    let sources = planner::source::read_dir(dir)?;
+    let (model, diagnostics) = planner::check(&sources);
+    if diagnostics.has_errors() {
+        let text = crate::views::diagnostics::text(&sources, &diagnostics, false);
+        eprint!("{text}");
+        bail!(
+            "the model has {} error(s): run `ds validate` for the full report",
+            diagnostics.count(Severity::Error)
+        );
+    }
+    Ok(Loaded { sources, model })
+}
+
+/// `--state FILE`: a local state file instead of the model's backend.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct StateArgs {
+    /// Use this local state file instead of the backend the model's `platform` block names
+    #[arg(long = "state", value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
+}
+
+/// The state backend: `--state FILE`, else the first platform (by name) with a `state` setting, else the
+/// local default `.ds/state.json`, paths relative to the model directory.
+pub(crate) fn backend(
+    dir: &Path,
+    model: Option<&Model>,
+    args: &StateArgs,
+) -> anyhow::Result<::state::LocalBackend> {
+    if let Some(path) = &args.state {
+        return Ok(::state::LocalBackend::new(path.clone()));
+    }
+    let mut platforms: Vec<&planner::model::Platform> = model
+        .map(|m| m.platforms.iter().collect())
+        .unwrap_or_default();
+    platforms.sort_by(|a, b| a.name.value.cmp(&b.name.value));
+    let setting = platforms
+        .iter()
+        .find_map(|p| p.state.as_ref().map(|s| (p, s)));
+    let Some((platform, setting)) = setting else {
+        return Ok(::state::LocalBackend::new(dir.join(".ds/state.json")));
+    };
+    let kind = setting
+        .backend
+        .as_ref()
+        .map_or("local", |b| b.value.as_str());
+    match kind {
+        "local" => {
+            let path = setting
+                .path
+                .as_ref()
+                .map_or(".ds/state.json", |p| p.value.as_str());
+            Ok(::state::LocalBackend::new(dir.join(path)))
+        }
+        other => bail!(
+            "platform `{}` keeps state in the `{other}` backend, which this ds cannot use yet: pass `--state FILE` to use a local state file",
+            platform.name.value
+        ),
+    }
+}
+
+/// Reads the model's state backend without a model (for `ds state` and `ds show`): the model is read when
+/// it is valid, to find the backend it names.
+pub(crate) fn backend_for_dir(
+    dir: &Path,
+    args: &StateArgs,
+) -> anyhow::Result<::state::LocalBackend> {
+    if args.state.is_some() {
+        return backend(dir, None, args);
+    }
+    let sources =
+        planner::source::read_dir(dir).with_context(|| "finding the state needs the model")?;
+    let (model, _) = planner::check(&sources);
+    backend(dir, Some(&model), args)
+}
+
+/// Who takes a lock, for the lock's record: `user@host`.
+pub(crate) fn lock_request(operation: &str) -> ::state::LockRequest {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    ::state::LockRequest {
+        operation: operation.to_string(),
+        who: format!("{user}@{host}"),
+        pid: std::process::id(),
+        lease: Duration::from_secs(15 * 60),
+    }
+}

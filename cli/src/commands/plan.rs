@@ -1,0 +1,166 @@
+//! `ds plan` and `ds show`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use planner::planfile::{Bindings, PlanFile};
+
+use super::StateArgs;
+use crate::views::{plan_markdown, plan_text};
+use crate::{EXIT_CHANGES, EXIT_ERROR, EXIT_OK, stdout_color, write_stdout};
+
+/// The largest markdown plan: GitHub refuses comments over 65,536 characters.
+const MARKDOWN_LIMIT: usize = 60_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub(crate) enum PlanFormat {
+    /// For a terminal or a log: symbols, grouped by provider and type
+    #[default]
+    Text,
+    /// A pull-request comment: summary table, banners, collapsible details
+    Markdown,
+    /// The plan document of docs/plan-format.md
+    Json,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PlanArgs {
+    /// Save the plan to FILE (JSON); `ds show FILE` renders it, `ds apply FILE` applies exactly it
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Plan only this address (or every address under this prefix) and what it depends on; repeatable
+    #[arg(long = "target", value_name = "ADDR")]
+    targets: Vec<String>,
+    /// Leave out this address (or prefix) and everything that depends on it; repeatable
+    #[arg(long = "exclude", value_name = "ADDR")]
+    excludes: Vec<String>,
+    /// Replace this resource even if it has not changed; repeatable
+    #[arg(long = "replace", value_name = "ADDR")]
+    replace: Vec<String>,
+    /// Allow the plan to delete or replace this protected (data-bearing) resource; repeatable
+    #[arg(long = "allow-destroy", value_name = "ADDR")]
+    allow_destroy: Vec<String>,
+    /// Exit 2 when the plan has changes (0 when none, 1 on error)
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Read the real systems before planning (`--refresh=false`: plan against the recorded state only)
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    refresh: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    format: PlanFormat,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ShowArgs {
+    /// A plan saved with `ds plan --out FILE`; without it, the recorded state is shown
+    plan: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    format: PlanFormat,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        PlanFormat::Text => plan_text::render(plan, stdout_color()),
+        PlanFormat::Markdown => plan_markdown::render(plan, MARKDOWN_LIMIT),
+        PlanFormat::Json => serde_json::to_string_pretty(plan)? + "\n",
+    })
+}
+
+pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
+    let loaded = super::load_valid(dir)?;
+    let mut graph = planner::compile::compile(&loaded.model)?;
+    if let Some(cycle) = graph.cycle() {
+        bail!(
+            "the resource graph has a dependency cycle: {}",
+            cycle.join(" → ")
+        );
+    }
+    let backend = super::backend(dir, Some(&loaded.model), &args.state)?;
+    let recorded = state::Backend::read(&backend)?;
+    let bindings = Bindings {
+        lineage: recorded.as_ref().map(|s| s.lineage.clone()),
+        serial: recorded.as_ref().map_or(0, |s| s.serial),
+        model_hash: planner::planfile::model_hash(&loaded.sources),
+    };
+    let prior = recorded.unwrap_or_default();
+    let options = planner::plan::Options {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+        replace: args.replace.clone(),
+        allow_destroy: args.allow_destroy.clone(),
+    };
+    // No provider can read the real systems yet: every plan is against the recorded state, and says so.
+    let plan = planner::plan::plan(&mut graph, &prior, &options)?;
+    // Freeing a large model, graph and state is work the process exit does for free.
+    std::mem::forget(graph);
+    std::mem::forget(prior);
+    let document = PlanFile::new(plan, bindings);
+    write_stdout(&render(&document, args.format)?)?;
+    if !document.refused.is_empty() {
+        eprintln!(
+            "error: plan refused: it would destroy data in {} protected resource(s) (listed above); nothing was saved",
+            document.refused.len()
+        );
+        return Ok(EXIT_ERROR);
+    }
+    if let Some(out) = &args.out {
+        let text = serde_json::to_string_pretty(&document)? + "\n";
+        super::fmt::write_atomically(out, &text)
+            .with_context(|| format!("failed to save the plan to `{}`", out.display()))?;
+        eprintln!(
+            "Saved the plan to {}: `ds show {0}` renders it; `ds apply {0}` applies exactly it.",
+            out.display()
+        );
+    }
+    let changes = document.has_changes();
+    std::mem::forget(document);
+    std::mem::forget(loaded);
+    Ok(if args.detailed_exitcode && changes {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+pub(crate) fn show(dir: &Path, args: &ShowArgs) -> anyhow::Result<u8> {
+    if let Some(path) = &args.plan {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read plan file `{}`", path.display()))?;
+        let document = planner::planfile::parse(&text, &path.display().to_string())?;
+        write_stdout(&render(&document, args.format)?)?;
+        return Ok(EXIT_OK);
+    }
+    let backend = super::backend_for_dir(dir, &args.state)?;
+    let Some(recorded) = state::Backend::read(&backend)? else {
+        eprintln!(
+            "No state yet at {}: nothing has been applied.",
+            state::Backend::describe(&backend)
+        );
+        return Ok(EXIT_OK);
+    };
+    let out = match args.format {
+        PlanFormat::Json => serde_json::to_string_pretty(&recorded)? + "\n",
+        _ => {
+            let mut out = format!(
+                "State at {} (serial {}, lineage {}): {} resources\n",
+                state::Backend::describe(&backend),
+                recorded.serial,
+                recorded.lineage,
+                recorded.resources.len()
+            );
+            for resource in &recorded.resources {
+                out.push_str(&format!("  {}\n", resource.address));
+            }
+            out
+        }
+    };
+    write_stdout(&out)?;
+    Ok(EXIT_OK)
+}

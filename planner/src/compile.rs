@@ -1,0 +1,896 @@
+//! Compile: a validated model becomes a graph of desired resources.
+//!
+//! Pure: no network, clock or environment. Every resource has a stable address (`type.name`), its kind
+//! (which says the provider), attributes (plain JSON, what the state records) and the addresses it depends
+//! on. Physical names follow the product contract (§4): a schema per data platform named after it,
+//! `<store>__<dataset>__{staging,merge,landing}` tables, `ws_<workspace>` schemas with
+//! `<dsg>__<store>__<dataset>[__history]` views and a `ws_<workspace>_reader` role; identifiers over 63
+//! bytes are cut with a hash suffix ([`providers::physical::identifier`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use providers::physical::identifier;
+use providers::{ResourceKind, kind};
+use serde_json::{Value, json};
+
+use crate::model::*;
+use crate::template::{Input, placeholders};
+use crate::validate::{Index, Resolution, resolve_group};
+
+/// The value of `ds_surf_batch_out` that marks the live version of a forensic row.
+pub const LIVE_BATCH_OUT: i64 = 2_147_483_647;
+
+/// A desired resource.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// `type.name`.
+    pub address: String,
+    /// The resource type.
+    pub kind: &'static dyn ResourceKind,
+    /// The attributes, as recorded in state.
+    pub attributes: Value,
+    /// Addresses this resource needs to exist first, sorted.
+    pub dependencies: Vec<String>,
+}
+
+/// The desired resources and their dependencies. Edges run from a dependency to what depends on it.
+pub struct Graph {
+    /// The graph; node weights are resources.
+    pub graph: DiGraph<Resource, ()>,
+    /// Node of each address, in address order.
+    pub nodes: BTreeMap<String, NodeIndex>,
+}
+
+impl Graph {
+    /// A resource by address.
+    pub fn get(&self, address: &str) -> Option<&Resource> {
+        self.nodes.get(address).map(|&n| &self.graph[n])
+    }
+
+    /// Every resource, in address order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.nodes.values().map(|&n| &self.graph[n])
+    }
+
+    /// The number of resources.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// A dependency cycle, as the addresses along it (the first repeated at the end), if there is one.
+    pub fn cycle(&self) -> Option<Vec<String>> {
+        if petgraph::algo::toposort(&self.graph, None).is_ok() {
+            return None;
+        }
+        // Find one cycle with a depth-first search, deterministic in address order.
+        let mut state: HashMap<NodeIndex, u8> = HashMap::new();
+        let mut stack: Vec<NodeIndex> = Vec::new();
+        for &start in self.nodes.values() {
+            if let Some(cycle) = self.dfs_cycle(start, &mut state, &mut stack) {
+                return Some(cycle);
+            }
+        }
+        None
+    }
+
+    fn dfs_cycle(
+        &self,
+        node: NodeIndex,
+        state: &mut HashMap<NodeIndex, u8>,
+        stack: &mut Vec<NodeIndex>,
+    ) -> Option<Vec<String>> {
+        match state.get(&node) {
+            Some(2) => return None,
+            Some(1) => {
+                let from = stack.iter().position(|&n| n == node).unwrap_or(0);
+                let mut path: Vec<String> = stack[from..]
+                    .iter()
+                    .map(|&n| self.graph[n].address.clone())
+                    .collect();
+                path.push(self.graph[node].address.clone());
+                return Some(path);
+            }
+            _ => {}
+        }
+        state.insert(node, 1);
+        stack.push(node);
+        let mut next: Vec<NodeIndex> = self.graph.neighbors(node).collect();
+        next.sort_by(|a, b| self.graph[*a].address.cmp(&self.graph[*b].address));
+        for n in next {
+            if let Some(cycle) = self.dfs_cycle(n, state, stack) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        state.insert(node, 2);
+        None
+    }
+}
+
+/// Why a model did not compile. Validation catches model problems first; these are engine invariants.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Two resources with one address.
+    #[error("internal error: two resources compile to address `{0}`")]
+    DuplicateAddress(String),
+    /// A dependency on an address nothing compiles to.
+    #[error("internal error: `{from}` depends on `{to}`, which the model does not compile to")]
+    UnknownDependency {
+        /// The dependent.
+        from: String,
+        /// The missing dependency.
+        to: String,
+    },
+}
+
+struct Builder {
+    resources: Vec<Resource>,
+    /// Position of each address in `resources`.
+    position: HashMap<String, usize>,
+    errors: Vec<CompileError>,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        kind_name: &str,
+        name: &str,
+        attributes: Value,
+        mut deps: Vec<String>,
+    ) -> String {
+        let kind = kind(kind_name).expect("compile only uses registered kinds");
+        let address = format!("{kind_name}.{name}");
+        deps.sort_unstable();
+        deps.dedup();
+        if self.position.contains_key(&address) {
+            self.errors
+                .push(CompileError::DuplicateAddress(address.clone()));
+            return address;
+        }
+        self.position.insert(address.clone(), self.resources.len());
+        self.resources.push(Resource {
+            address: address.clone(),
+            kind,
+            attributes,
+            dependencies: deps,
+        });
+        address
+    }
+
+    fn finish(mut self) -> Result<Graph, CompileError> {
+        if let Some(err) = self.errors.pop() {
+            return Err(err);
+        }
+        // Nodes in address order, so that iteration and node indices are deterministic.
+        let mut order: Vec<usize> = (0..self.resources.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.resources[a].address.cmp(&self.resources[b].address));
+        let edge_count = self.resources.iter().map(|r| r.dependencies.len()).sum();
+        let mut graph = DiGraph::with_capacity(self.resources.len(), edge_count);
+        let mut node_of = vec![NodeIndex::new(0); self.resources.len()];
+        let mut resources: Vec<Option<Resource>> = self.resources.into_iter().map(Some).collect();
+        for &i in &order {
+            let resource = resources[i].take().expect("each resource is placed once");
+            node_of[i] = graph.add_node(resource);
+        }
+        for &i in &order {
+            let node = node_of[i];
+            for d in 0..graph[node].dependencies.len() {
+                let Some(&dep) = self.position.get(&graph[node].dependencies[d]) else {
+                    return Err(CompileError::UnknownDependency {
+                        from: graph[node].address.clone(),
+                        to: graph[node].dependencies[d].clone(),
+                    });
+                };
+                graph.add_edge(node_of[dep], node, ());
+            }
+        }
+        let nodes = order
+            .iter()
+            .map(|&i| (graph[node_of[i]].address.clone(), node_of[i]))
+            .collect();
+        Ok(Graph { graph, nodes })
+    }
+}
+
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn trigger_json(trigger: Option<&Spanned<Trigger>>) -> Value {
+    match trigger.map(|t| &t.value) {
+        Some(Trigger::Interval(seconds)) => json!({ "interval_seconds": seconds }),
+        Some(Trigger::Cron(cron)) => json!({ "cron": cron }),
+        Some(Trigger::External) => json!({ "external": true }),
+        None => json!({ "after_input_commit": true }),
+    }
+}
+
+fn text(value: &Option<Spanned<String>>) -> Value {
+    value
+        .as_ref()
+        .map_or(Value::Null, |v| Value::String(v.value.clone()))
+}
+
+fn merge_database(platform: &Platform) -> String {
+    match &platform.merge_db {
+        Some(db) => format!(
+            "{}:{}/{}",
+            db.host.as_ref().map_or("", |h| h.value.as_str()),
+            db.port.as_ref().map_or(5432, |p| p.value),
+            db.database.as_ref().map_or("", |d| d.value.as_str())
+        ),
+        None => String::new(),
+    }
+}
+
+/// A column as the state records it: `<name> <type>`, with ` not null` when it is not nullable.
+fn column_text(column: &Column, nullable: bool) -> String {
+    let ty = column
+        .ty
+        .as_ref()
+        .map_or(String::new(), |t| t.value.to_string());
+    column_def(&lower(&column.name.value), &ty, nullable)
+}
+
+fn column_def(name: &str, ty: &str, nullable: bool) -> String {
+    if nullable {
+        format!("{name} {ty}")
+    } else {
+        format!("{name} {ty} not null")
+    }
+}
+
+/// The columns of a table as one string, `"id integer not null, email varchar(200)"`: compact and readable
+/// (a large model's state holds tens of thousands of tables; see
+/// `providers::postgres::Column::parse_list`).
+fn columns_value(columns: impl Iterator<Item = String>) -> Value {
+    Value::String(columns.collect::<Vec<_>>().join(", "))
+}
+
+/// Attributes of a table. Its schema and name are in its address, its database is its schema's; the
+/// system columns of its role are the provider's (`providers::postgres::system_columns`), so the state
+/// records only what the model decides.
+fn table_json(role: &str, columns: Value, key: Vec<String>) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("role".into(), Value::String(role.to_string()));
+    map.insert("columns".into(), columns);
+    if !key.is_empty() {
+        map.insert(
+            "primary_key".into(),
+            Value::Array(key.into_iter().map(Value::String).collect()),
+        );
+    }
+    Value::Object(map)
+}
+
+/// Leaves absent what is not set, rather than recording `null`s.
+fn drop_nulls(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+    }
+}
+
+/// Where one dataset group's views come from.
+struct Served<'m> {
+    platform: &'m Platform,
+    data_platform: &'m DataPlatform,
+}
+
+/// Compiles a model that validated without errors.
+pub fn compile(model: &Model) -> Result<Graph, CompileError> {
+    let index = Index::build(model);
+    let mut b = Builder {
+        resources: Vec::new(),
+        position: HashMap::new(),
+        errors: Vec::new(),
+    };
+
+    // Which data platform serves each group, and so which (data platform, store) pairs are ingested.
+    let mut served: HashMap<(String, String), Served<'_>> = HashMap::new();
+    let mut ingested: BTreeMap<(String, String), (&Platform, &DataPlatform)> = BTreeMap::new();
+    for team in &model.teams {
+        for ws in &team.workspaces {
+            for group in &ws.groups {
+                let Resolution::Resolved(dp) = resolve_group(model, &index, ws, group) else {
+                    continue;
+                };
+                served.insert(
+                    (ws.name.key(), group.name.key()),
+                    Served {
+                        platform: dp.platform,
+                        data_platform: dp.data_platform,
+                    },
+                );
+                for sink in &group.sinks {
+                    ingested
+                        .entry((dp.data_platform.name.key(), sink.store.key()))
+                        .or_insert((dp.platform, dp.data_platform));
+                }
+            }
+        }
+    }
+
+    // Data platforms: schema and control tables.
+    for platform in &model.platforms {
+        let database = merge_database(platform);
+        for dp in &platform.data_platforms {
+            let schema = lower(&dp.name.value);
+            let schema_address = b.add(
+                "postgres_schema",
+                &schema,
+                json!({ "database": database, "name": schema, "platform": platform.name.value }),
+                vec![],
+            );
+            control_tables(&mut b, &schema, &schema_address);
+        }
+        if let Some(store) = &platform.object_store {
+            for bucket in &store.buckets {
+                let tags: BTreeMap<&str, &str> = bucket
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                b.add(
+                    "s3_bucket",
+                    &bucket.name.value,
+                    json!({
+                        "endpoint": text(&store.endpoint),
+                        "region": store.region.as_ref().map_or("us-east-1", |r| r.value.as_str()),
+                        "name": bucket.name.value,
+                        "versioning": bucket.versioning,
+                        "expire_after_days": bucket.expire_after_days,
+                        "tags": tags,
+                    }),
+                    vec![],
+                );
+            }
+        }
+    }
+
+    // Ingestion: tables per (data platform, store, dataset), the stream's job, and cdc/kafka plumbing.
+    let mut cdc_sources: BTreeSet<String> = BTreeSet::new();
+    for ((_, store_key), (platform, dp)) in &ingested {
+        let Some(store) = index.store(store_key) else {
+            continue;
+        };
+        let schema = lower(&dp.name.value);
+        let schema_address = format!("postgres_schema.{schema}");
+        let store_name = lower(&store.store.name.value);
+        let capture = store.store.captures.first();
+        let kind = capture.and_then(|c| c.kind);
+        let lands = matches!(kind, Some(CaptureKind::Cdc | CaptureKind::Kafka));
+        let milestoning = dp
+            .milestoning
+            .as_ref()
+            .map_or(Milestoning::LiveOnly, |m| m.value);
+        let mut landing_tables = Vec::new();
+        let mut stream_tables = vec![
+            format!("postgres_table.{schema}.ds_batch_counter"),
+            format!("postgres_table.{schema}.ds_batch_metrics"),
+        ];
+        let mut per_dataset_tables: Vec<(String, Vec<String>)> = Vec::new();
+        for dataset in &store.store.datasets {
+            let Some(table) = &dataset.table else {
+                continue;
+            };
+            let ds_name = lower(&dataset.name.value);
+            let columns = columns_value(table.columns.iter().map(|c| column_text(c, c.nullable)));
+            let key: Vec<String> = dataset.primary_key().iter().map(|k| lower(k)).collect();
+            // The job depends on the merge table (and the landing table), the merge table on the staging
+            // table: the stream's tables exist before its job, without the job listing every one.
+            let mut own = Vec::new();
+            let staging = identifier(&format!("{store_name}__{ds_name}__staging"));
+            let staging_address = b.add(
+                "postgres_table",
+                &format!("{schema}.{staging}"),
+                // Staging holds every batch's rows, several per key: it has no primary key.
+                table_json("staging", columns.clone(), Vec::new()),
+                vec![schema_address.clone()],
+            );
+            let merge = identifier(&format!("{store_name}__{ds_name}__merge"));
+            let merge_role = match milestoning {
+                Milestoning::Forensic => "merge_forensic",
+                Milestoning::LiveOnly => "merge_live",
+            };
+            own.push(b.add(
+                "postgres_table",
+                &format!("{schema}.{merge}"),
+                table_json(merge_role, columns, key),
+                // Not the schema: the staging table already depends on it (the state keeps dependencies
+                // transitively reduced where that is free).
+                vec![staging_address],
+            ));
+            if lands {
+                let name = identifier(&format!("{store_name}__{ds_name}__landing"));
+                let cols = columns_value(table.columns.iter().map(|c| column_text(c, true)));
+                let address = b.add(
+                    "postgres_table",
+                    &format!("{schema}.{name}"),
+                    table_json("landing", cols, Vec::new()),
+                    vec![schema_address.clone()],
+                );
+                landing_tables.push(address.clone());
+                own.push(address);
+            }
+            per_dataset_tables.push((ds_name, own));
+        }
+        let source = capture.and_then(|c| c.source.as_ref());
+        let job_attributes = |datasets: Vec<&str>| {
+            let mut attributes = json!({
+                "kind": "ingest",
+                "data_platform": schema,
+                "store": store_name,
+                "capture": kind.map_or("transformer", |k| k.as_str()),
+                "datasets": datasets,
+                "trigger": trigger_json(capture.and_then(|c| c.trigger.as_ref())),
+                "credential": capture.map_or(Value::Null, |c| text(&c.credential)),
+                "source": source.map_or(Value::Null, |s| json!({
+                    "engine": if s.engine == SourceEngine::Postgres { "postgres" } else { "mysql" },
+                    "host": text(&s.host),
+                    "port": s.port.as_ref().map_or(if s.engine == SourceEngine::Postgres { 5432 } else { 3306 }, |p| p.value),
+                    "database": text(&s.database),
+                    "schema": s.schema.as_ref().map_or("public", |v| v.value.as_str()),
+                })),
+                "watermark": capture.map_or(Value::Null, |c| text(&c.watermark)),
+            });
+            drop_nulls(&mut attributes);
+            attributes
+        };
+        if store.transformer.is_none() {
+            if capture.is_some_and(|c| c.single_dataset) {
+                for (ds_name, tables) in &per_dataset_tables {
+                    let name = format!("{schema}.{store_name}__{ds_name}");
+                    let attrs = job_attributes(vec![ds_name.as_str()]);
+                    let mut deps = stream_tables.clone();
+                    deps.extend(tables.iter().cloned());
+                    b.add("scheduler_job", &name, attrs, deps);
+                }
+            } else {
+                let name = format!("{schema}.{store_name}");
+                let datasets: Vec<&str> =
+                    per_dataset_tables.iter().map(|(d, _)| d.as_str()).collect();
+                let attrs = job_attributes(datasets);
+                let mut deps = std::mem::take(&mut stream_tables);
+                deps.extend(
+                    per_dataset_tables
+                        .iter()
+                        .flat_map(|(_, t)| t.iter().cloned()),
+                );
+                b.add("scheduler_job", &name, attrs, deps);
+            }
+        }
+        // Change capture plumbing.
+        let (Some(capture), Some(kind)) = (capture, kind) else {
+            continue;
+        };
+        let connect_url = platform
+            .kafka_connect
+            .as_ref()
+            .map_or(Value::Null, |k| text(&k.url));
+        let jdbc_url = platform.merge_db.as_ref().map_or(String::new(), |db| {
+            format!(
+                "jdbc:postgresql://{}:{}/{}",
+                db.host.as_ref().map_or("", |h| h.value.as_str()),
+                db.port.as_ref().map_or(5432, |p| p.value),
+                db.database.as_ref().map_or("", |d| d.value.as_str())
+            )
+        });
+        match kind {
+            CaptureKind::Cdc => {
+                let source_address =
+                    cdc_source(&mut b, store.store, capture, platform, &mut cdc_sources);
+                let topic_prefix = format!("ds.{store_name}");
+                let topics: BTreeMap<String, String> = store
+                    .store
+                    .datasets
+                    .iter()
+                    .map(|d| {
+                        let table = source_table(capture, d);
+                        let schema_name = source
+                            .and_then(|s| s.schema.as_ref())
+                            .map_or("public", |v| v.value.as_str());
+                        (
+                            format!("{topic_prefix}.{schema_name}.{table}"),
+                            format!(
+                                "{schema}.{}",
+                                identifier(&format!(
+                                    "{store_name}__{}__landing",
+                                    lower(&d.name.value)
+                                ))
+                            ),
+                        )
+                    })
+                    .collect();
+                let name = format!("ds-{schema}-{store_name}-sink");
+                let mut deps = landing_tables.clone();
+                deps.push(source_address);
+                b.add(
+                    "debezium_sink",
+                    &format!("{schema}.{store_name}"),
+                    json!({
+                        "connect_url": connect_url,
+                        "name": name,
+                        "credential": platform.merge_db.as_ref().map_or(Value::Null, |db| text(&db.credential)),
+                        "config": {
+                            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+                            "connection.url": jdbc_url,
+                            "topics": topics.keys().cloned().collect::<Vec<_>>().join(","),
+                            "insert.mode": "insert",
+                            "schema.evolution": "none",
+                        },
+                        "landing_tables": topics,
+                    }),
+                    deps,
+                );
+            }
+            CaptureKind::Kafka => {
+                let topics: BTreeMap<String, String> = store
+                    .store
+                    .datasets
+                    .iter()
+                    .map(|d| {
+                        let topic = capture
+                            .topic_for_dataset
+                            .iter()
+                            .find(|(k, _)| k.value.eq_ignore_ascii_case(&d.name.value))
+                            .map_or_else(
+                                || format!("{store_name}.{}", lower(&d.name.value)),
+                                |(_, t)| t.value.clone(),
+                            );
+                        (
+                            topic,
+                            format!(
+                                "{schema}.{}",
+                                identifier(&format!(
+                                    "{store_name}__{}__landing",
+                                    lower(&d.name.value)
+                                ))
+                            ),
+                        )
+                    })
+                    .collect();
+                b.add(
+                    "kafka_connect_connector",
+                    &format!("{schema}.{store_name}"),
+                    json!({
+                        "connect_url": connect_url,
+                        "name": format!("ds-{schema}-{store_name}-sink"),
+                        "credential": platform.merge_db.as_ref().map_or(Value::Null, |db| text(&db.credential)),
+                        "config": {
+                            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+                            "connection.url": jdbc_url,
+                            "topics": topics.keys().cloned().collect::<Vec<_>>().join(","),
+                            "insert.mode": "insert",
+                            "schema.evolution": "none",
+                        },
+                        "landing_tables": topics,
+                    }),
+                    landing_tables.clone(),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    // Workspaces: a schema, a read role, views over merge tables and grants on them.
+    for team in &model.teams {
+        for ws in &team.workspaces {
+            workspace(&mut b, &index, ws, &served, &ingested);
+        }
+    }
+    b.finish()
+}
+
+fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
+    let counter = [
+        "stream varchar(255) not null",
+        "current_batch integer not null",
+    ];
+    b.add(
+        "postgres_table",
+        &format!("{schema}.ds_batch_counter"),
+        table_json(
+            "control",
+            columns_value(counter.iter().map(|c| c.to_string())),
+            vec!["stream".into()],
+        ),
+        vec![schema_address.to_string()],
+    );
+    let metrics = [
+        "stream varchar(255) not null",
+        "batch_id integer not null",
+        "state varchar(32) not null",
+        "started_at timestamptz not null",
+        "ingested_at timestamptz",
+        "committed_at timestamptz",
+        "rows_inserted bigint",
+        "rows_updated bigint",
+        "rows_deleted bigint",
+        "error text",
+    ];
+    b.add(
+        "postgres_table",
+        &format!("{schema}.ds_batch_metrics"),
+        table_json(
+            "control",
+            columns_value(metrics.iter().map(|c| c.to_string())),
+            vec!["stream".into(), "batch_id".into()],
+        ),
+        vec![schema_address.to_string()],
+    );
+}
+
+fn source_table(capture: &Capture, dataset: &Dataset) -> String {
+    capture
+        .table_for_dataset
+        .iter()
+        .find(|(k, _)| k.value.eq_ignore_ascii_case(&dataset.name.value))
+        .map_or_else(|| lower(&dataset.name.value), |(_, t)| t.value.clone())
+}
+
+/// The publication, slot and source connector of a cdc store (once per store, whichever data platform
+/// ingests it); returns the source connector's address.
+fn cdc_source(
+    b: &mut Builder,
+    store: &Datastore,
+    capture: &Capture,
+    platform: &Platform,
+    done: &mut BTreeSet<String>,
+) -> String {
+    let store_name = lower(&store.name.value);
+    let address = format!("debezium_source.{store_name}");
+    if !done.insert(store_name.clone()) {
+        return address;
+    }
+    let source = capture.source.as_ref();
+    let host = source.map_or(Value::Null, |s| text(&s.host));
+    let port = source
+        .and_then(|s| s.port.as_ref())
+        .map_or(5432, |p| p.value);
+    let dbname = source.map_or(Value::Null, |s| text(&s.database));
+    let schema = source
+        .and_then(|s| s.schema.as_ref())
+        .map_or("public", |v| v.value.as_str());
+    let database = format!(
+        "{}:{port}/{}",
+        host.as_str().unwrap_or(""),
+        dbname.as_str().unwrap_or("")
+    );
+    let tables: Vec<String> = store
+        .datasets
+        .iter()
+        .map(|d| format!("{schema}.{}", source_table(capture, d)))
+        .collect();
+    let object = identifier(&format!("ds_{store_name}"));
+    let publication = b.add(
+        "debezium_publication",
+        &store_name,
+        json!({ "database": database, "name": object, "tables": tables, "credential": text(&capture.credential) }),
+        vec![],
+    );
+    let slot = b.add(
+        "debezium_slot",
+        &store_name,
+        json!({ "database": database, "name": object, "plugin": "pgoutput", "credential": text(&capture.credential) }),
+        vec![publication],
+    );
+    b.add(
+        "debezium_source",
+        &store_name,
+        json!({
+            "connect_url": platform.kafka_connect.as_ref().map_or(Value::Null, |k| text(&k.url)),
+            "name": format!("ds-{store_name}-source"),
+            "credential": text(&capture.credential),
+            "config": {
+                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+                "plugin.name": "pgoutput",
+                "publication.name": object,
+                "publication.autocreate.mode": "disabled",
+                "slot.name": object,
+                "database.hostname": host,
+                "database.port": port.to_string(),
+                "database.dbname": dbname,
+                "topic.prefix": format!("ds.{store_name}"),
+                "table.include.list": tables.join(","),
+            },
+        }),
+        vec![slot],
+    )
+}
+
+fn workspace(
+    b: &mut Builder,
+    index: &Index<'_>,
+    ws: &Workspace,
+    served: &HashMap<(String, String), Served<'_>>,
+    ingested: &BTreeMap<(String, String), (&Platform, &DataPlatform)>,
+) {
+    let groups: Vec<(&DatasetGroup, &Served<'_>)> = ws
+        .groups
+        .iter()
+        .filter_map(|g| served.get(&(ws.name.key(), g.name.key())).map(|s| (g, s)))
+        .collect();
+    let Some((_, first)) = groups.first() else {
+        return;
+    };
+    let database = merge_database(first.platform);
+    let ws_schema = identifier(&format!("ws_{}", lower(&ws.name.value)));
+    let schema_address = b.add(
+        "postgres_schema",
+        &ws_schema,
+        json!({ "database": database, "name": ws_schema, "platform": first.platform.name.value }),
+        vec![],
+    );
+    let role = identifier(&format!("ws_{}_reader", lower(&ws.name.value)));
+    let role_address = b.add(
+        "postgres_role",
+        &role,
+        json!({ "database": database, "name": role, "login": false }),
+        vec![],
+    );
+    b.add(
+        "postgres_grant",
+        &format!("{role}.{ws_schema}"),
+        json!({ "privileges": ["USAGE"] }),
+        vec![role_address.clone(), schema_address.clone()],
+    );
+    let mut views: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    for (group, serve) in &groups {
+        let dp_schema = lower(&serve.data_platform.name.value);
+        let forensic = serve
+            .data_platform
+            .milestoning
+            .as_ref()
+            .is_some_and(|m| m.value == Milestoning::Forensic);
+        for sink in &group.sinks {
+            let Some(store) = index.store(&sink.store.value) else {
+                continue;
+            };
+            let Some(dataset) = store.dataset(&sink.dataset.value) else {
+                continue;
+            };
+            let Some(table) = &dataset.table else {
+                continue;
+            };
+            if !ingested.contains_key(&(serve.data_platform.name.key(), sink.store.key())) {
+                continue;
+            }
+            let store_name = lower(&store.store.name.value);
+            let ds_name = lower(&dataset.name.value);
+            let merge = identifier(&format!("{store_name}__{ds_name}__merge"));
+            let merge_address = format!("postgres_table.{dp_schema}.{merge}");
+            // Names are validated identifiers (lowercase, not reserved): no quoting needed.
+            let cols: Vec<String> = table.columns.iter().map(|c| lower(&c.name.value)).collect();
+            let group_name = lower(&group.name.value);
+            let base = format!("{group_name}__{store_name}__{ds_name}");
+            let view = identifier(&base);
+            let live_filter = if forensic {
+                format!(" WHERE ds_surf_batch_out = {LIVE_BATCH_OUT}")
+            } else {
+                String::new()
+            };
+            let definition = format!(
+                "SELECT {} FROM {dp_schema}.{merge}{live_filter}",
+                cols.join(", ")
+            );
+            let add_view = |name: &str, definition: String, b: &mut Builder| {
+                let address = b.add(
+                    "postgres_view",
+                    &format!("{ws_schema}.{name}"),
+                    json!({ "definition": definition }),
+                    vec![schema_address.clone(), merge_address.clone()],
+                );
+                b.add(
+                    "postgres_grant",
+                    &format!("{role}.{ws_schema}.{name}"),
+                    json!({ "privileges": ["SELECT"] }),
+                    vec![role_address.clone(), address],
+                );
+            };
+            add_view(&view, definition, b);
+            views.insert(
+                (group_name.clone(), store_name.clone(), ds_name.clone()),
+                format!("{ws_schema}.{view}"),
+            );
+            if forensic {
+                let history = identifier(&format!("{base}__history"));
+                // The stream's key in the control tables: the store, or store and dataset for a store
+                // captured one dataset at a time.
+                let single = store
+                    .store
+                    .captures
+                    .first()
+                    .is_some_and(|c| c.single_dataset);
+                let stream = if single {
+                    format!("{store_name}__{ds_name}")
+                } else {
+                    store_name.clone()
+                };
+                let definition = format!(
+                    "SELECT {}, m.ds_surf_batch_in, m.ds_surf_batch_out, bi.committed_at AS ds_valid_from, \
+                     CASE WHEN m.ds_surf_batch_out = {LIVE_BATCH_OUT} THEN NULL ELSE bo.committed_at END AS ds_valid_to \
+                     FROM {dp_schema}.{merge} AS m \
+                     LEFT JOIN {dp_schema}.ds_batch_metrics AS bi ON bi.stream = '{stream}' AND bi.batch_id = m.ds_surf_batch_in \
+                     LEFT JOIN {dp_schema}.ds_batch_metrics AS bo ON bo.stream = '{stream}' AND bo.batch_id = m.ds_surf_batch_out",
+                    cols.iter()
+                        .map(|c| format!("m.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                add_view(&history, definition, b);
+            }
+        }
+    }
+    // The transformer: a job that runs its SQL over the views and ingests the result into its output store.
+    for transformer in &ws.transformers {
+        let Some(sql) = &transformer.sql else {
+            continue;
+        };
+        let mut compiled = sql.value.clone();
+        let mut deps: Vec<String> = Vec::new();
+        let found = placeholders(&sql.value);
+        for placeholder in found.iter().rev() {
+            let Ok(Input {
+                group,
+                store,
+                dataset,
+            }) = &placeholder.input
+            else {
+                continue;
+            };
+            let key = (lower(group), lower(store), lower(dataset));
+            if let Some(view) = views.get(&key) {
+                compiled.replace_range(placeholder.range.clone(), view);
+                let view_name = view.rsplit('.').next().unwrap_or("");
+                deps.push(format!("postgres_view.{ws_schema}.{view_name}"));
+            }
+        }
+        let dp_schema = lower(&first.data_platform.name.value);
+        let outputs: Vec<String> = transformer
+            .outputs
+            .iter()
+            .map(|o| lower(&o.name.value))
+            .collect();
+        // The output store's tables in every data platform that ingests it.
+        for ((_, store_key), (_, dp)) in ingested {
+            if !outputs.iter().any(|o| o == store_key) {
+                continue;
+            }
+            let Some(store) = index.store(store_key) else {
+                continue;
+            };
+            for dataset in &store.store.datasets {
+                // The merge table depends on the staging table: one edge covers both.
+                deps.push(format!(
+                    "postgres_table.{}.{}",
+                    lower(&dp.name.value),
+                    identifier(&format!(
+                        "{store_key}__{}__merge",
+                        lower(&dataset.name.value)
+                    ))
+                ));
+            }
+        }
+        let name = format!("{dp_schema}.transformer__{}", lower(&ws.name.value));
+        b.add(
+            "scheduler_job",
+            &name,
+            json!({
+                "kind": "transform",
+                "data_platform": dp_schema,
+                "workspace": lower(&ws.name.value),
+                "transformer": lower(&transformer.name.value),
+                "outputs": outputs,
+                "trigger": trigger_json(transformer.trigger.as_ref()),
+                "sql": compiled,
+            }),
+            deps,
+        );
+    }
+}

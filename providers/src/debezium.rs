@@ -1,0 +1,69 @@
+//! Debezium resources of a `cdc` store: on the source database a publication and a logical replication
+//! slot; on Kafka Connect the Postgres source connector and, per ingesting data platform, a JDBC sink
+//! connector that lands change events in the landing tables.
+
+use crate::kind::ResourceKind;
+
+/// `debezium_publication`: `CREATE PUBLICATION ... FOR TABLE ...` on the source database.
+pub struct Publication;
+
+impl ResourceKind for Publication {
+    fn name(&self) -> &'static str {
+        "debezium_publication"
+    }
+    fn provider(&self) -> &'static str {
+        "debezium"
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["database", "name"]
+    }
+}
+
+/// `debezium_slot`: a `pgoutput` logical replication slot. Its position is data (changes not yet read),
+/// so it is protected; a slot left behind pins WAL, so deleting the store drops it.
+pub struct Slot;
+
+impl ResourceKind for Slot {
+    fn name(&self) -> &'static str {
+        "debezium_slot"
+    }
+    fn provider(&self) -> &'static str {
+        "debezium"
+    }
+    fn protected(&self) -> bool {
+        true
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["database", "name", "plugin"]
+    }
+}
+
+/// `debezium_source`: the Debezium Postgres source connector (one per store).
+pub struct Source;
+
+impl ResourceKind for Source {
+    fn name(&self) -> &'static str {
+        "debezium_source"
+    }
+    fn provider(&self) -> &'static str {
+        "debezium"
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["connect_url", "name"]
+    }
+}
+
+/// `debezium_sink`: the Debezium JDBC sink connector landing a store's topics in one data platform.
+pub struct Sink;
+
+impl ResourceKind for Sink {
+    fn name(&self) -> &'static str {
+        "debezium_sink"
+    }
+    fn provider(&self) -> &'static str {
+        "debezium"
+    }
+    fn replace_on(&self) -> &'static [&'static str] {
+        &["connect_url", "name"]
+    }
+}
