@@ -894,3 +894,89 @@ fn workspace(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(address: &str, deps: &[&str]) -> Resource {
+        Resource {
+            address: address.into(),
+            kind: kind("postgres_view").unwrap(),
+            attributes: Value::Null,
+            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_reported_with_the_path_that_closes_it() {
+        let mut b = Builder {
+            resources: Vec::new(),
+            position: HashMap::new(),
+            errors: Vec::new(),
+        };
+        for r in [
+            resource("postgres_view.s.a", &["postgres_view.s.c"]),
+            resource("postgres_view.s.b", &["postgres_view.s.a"]),
+            resource("postgres_view.s.c", &["postgres_view.s.b"]),
+            resource("postgres_view.s.d", &["postgres_view.s.a"]),
+        ] {
+            b.add(
+                r.kind.name(),
+                &r.address["postgres_view.".len()..],
+                r.attributes,
+                r.dependencies,
+            );
+        }
+        let graph = b.finish().unwrap();
+        assert_eq!(
+            graph.cycle().unwrap(),
+            [
+                "postgres_view.s.a",
+                "postgres_view.s.b",
+                "postgres_view.s.c",
+                "postgres_view.s.a"
+            ]
+        );
+        let mut acyclic = Builder {
+            resources: Vec::new(),
+            position: HashMap::new(),
+            errors: Vec::new(),
+        };
+        acyclic.add("postgres_view", "s.a", Value::Null, vec![]);
+        acyclic.add(
+            "postgres_view",
+            "s.b",
+            Value::Null,
+            vec!["postgres_view.s.a".into()],
+        );
+        assert!(acyclic.finish().unwrap().cycle().is_none());
+    }
+
+    #[test]
+    fn unknown_dependencies_and_duplicate_addresses_are_engine_errors() {
+        let mut b = Builder {
+            resources: Vec::new(),
+            position: HashMap::new(),
+            errors: Vec::new(),
+        };
+        b.add(
+            "postgres_view",
+            "s.a",
+            Value::Null,
+            vec!["postgres_view.s.z".into()],
+        );
+        assert!(matches!(
+            b.finish(),
+            Err(CompileError::UnknownDependency { .. })
+        ));
+        let mut b = Builder {
+            resources: Vec::new(),
+            position: HashMap::new(),
+            errors: Vec::new(),
+        };
+        b.add("postgres_view", "s.a", Value::Null, vec![]);
+        b.add("postgres_view", "s.a", Value::Null, vec![]);
+        assert!(matches!(b.finish(), Err(CompileError::DuplicateAddress(_))));
+    }
+}

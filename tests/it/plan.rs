@@ -468,3 +468,26 @@ fn a_corrupt_state_is_named_and_never_overwritten() {
     assert_eq!(newer.status.code(), Some(1));
     assert!(text(&newer).contains("newer"), "{}", text(&newer));
 }
+
+/// The first fenced block of `lang` after `heading` in a markdown file.
+fn fenced(doc: &str, heading: &str, lang: &str) -> String {
+    let from = doc.find(heading).expect("heading present");
+    let open = format!("```{lang}\n");
+    let start = doc[from..].find(&open).expect("block present") + from + open.len();
+    let end = doc[start..].find("\n```").expect("block closed") + start;
+    doc[start..end].to_string() + "\n"
+}
+
+#[test]
+fn plan_format_doc_example_is_what_ds_reads_and_shows() {
+    let doc = std::fs::read_to_string(root("docs/plan-format.md")).unwrap();
+    let json = fenced(&doc, "## Example", "json");
+    let text = fenced(&doc, "## Example", "text");
+    let parsed = planner::planfile::parse(&json, "docs/plan-format.md").unwrap();
+    assert_eq!(parsed.changes.len(), 4);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("plan.json");
+    std::fs::write(&path, &json).unwrap();
+    let shown = ds(&["show", path.to_str().unwrap()]);
+    assert_eq!(String::from_utf8(shown.stdout).unwrap(), text);
+}
