@@ -2,6 +2,7 @@
 //! what they return (text, markdown, JSON) and chooses the exit code. It holds no model logic of its own.
 
 mod commands;
+mod credentials;
 mod views;
 
 /// mimalloc: planning a large model makes millions of small allocations (parse trees, JSON attributes),
@@ -91,6 +92,18 @@ Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error or refused
 --detailed-exitcode, success with changes."
     )]
     Plan(commands::plan::PlanArgs),
+    /// Make it so: apply the plan (or a saved plan file) in dependency order, recording state as it goes
+    #[command(
+        long_about = "Plan (or read a plan saved with `ds plan --out FILE`), show it, ask, then apply \
+it: changes run in dependency order (deletes in reverse), up to --parallelism at once; each finished resource \
+is recorded in the state; a failure stops what depends on it and lets independent changes finish. A saved plan \
+is refused when the state or the model changed since it was made. Ctrl-C stops starting new changes, waits for \
+those in flight and saves the state.\n\n\
+Credentials are resolved when ds connects: `<NAME>_USER` and `<NAME>_PASSWORD` for a credential NAME (or files \
+in the credentials directory the platform names).\n\n\
+Exit codes: 0 applied (or nothing to do); 1 a change failed, the plan was refused, or the apply was cancelled."
+    )]
+    Apply(commands::apply::ApplyArgs),
     /// Render a saved plan file (or, without one, the recorded state)
     Show(commands::plan::ShowArgs),
     /// Print the resource graph of the model (Graphviz DOT or Mermaid)
@@ -129,6 +142,7 @@ fn main() -> ExitCode {
         }
         Command::Fmt { check } => commands::fmt::run(dir, check),
         Command::Plan(args) => commands::plan::run(dir, &args),
+        Command::Apply(args) => commands::apply::run(dir, &args),
         Command::Show(args) => commands::plan::show(dir, &args),
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),

@@ -229,6 +229,14 @@ fn merge_database(platform: &Platform) -> String {
     }
 }
 
+/// The name of the credential of a platform's merge database.
+fn merge_credential(platform: &Platform) -> Value {
+    platform
+        .merge_db
+        .as_ref()
+        .map_or(Value::Null, |db| text(&db.credential))
+}
+
 /// A column as the state records it: `<name> <type>`, with ` not null` when it is not nullable.
 fn column_text(column: &Column, nullable: bool) -> String {
     let ty = column
@@ -319,12 +327,13 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
     // Data platforms: schema and control tables.
     for platform in &model.platforms {
         let database = merge_database(platform);
+        let credential = merge_credential(platform);
         for dp in &platform.data_platforms {
             let schema = lower(&dp.name.value);
             let schema_address = b.add(
                 "postgres_schema",
                 &schema,
-                json!({ "database": database, "name": schema, "platform": platform.name.value }),
+                json!({ "database": database, "name": schema, "platform": platform.name.value, "credential": credential }),
                 vec![],
             );
             control_tables(&mut b, &schema, &schema_address);
@@ -724,14 +733,14 @@ fn workspace(
     let schema_address = b.add(
         "postgres_schema",
         &ws_schema,
-        json!({ "database": database, "name": ws_schema, "platform": first.platform.name.value }),
+        json!({ "database": database, "name": ws_schema, "platform": first.platform.name.value, "credential": merge_credential(first.platform) }),
         vec![],
     );
     let role = identifier(&format!("ws_{}_reader", lower(&ws.name.value)));
     let role_address = b.add(
         "postgres_role",
         &role,
-        json!({ "database": database, "name": role, "login": false }),
+        json!({ "database": database, "name": role, "login": false, "credential": merge_credential(first.platform) }),
         vec![],
     );
     b.add(

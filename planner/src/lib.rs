@@ -7,6 +7,7 @@
 //! It must not print, read environment variables, or know about output formats: the `cli` renders what this
 //! crate returns. Problems in the user's model are data (diagnostics), never `Err`.
 
+pub mod apply;
 pub mod codes;
 pub mod compile;
 pub mod diag;

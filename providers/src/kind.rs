@@ -108,6 +108,10 @@ pub trait ResourceKind: Sync {
         let _ = address;
         None
     }
+    /// The IO half, when a provider can act on this kind yet.
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        None
+    }
     /// Top-level attributes whose change forces a replace (used by the default [`ResourceKind::plan`]).
     fn replace_on(&self) -> &'static [&'static str] {
         &[]

@@ -1,6 +1,7 @@
 //! One module per command. Shared here: loading a model for the commands that need a valid one, and
 //! finding and locking the state.
 
+pub(crate) mod apply;
 pub(crate) mod fmt;
 pub(crate) mod graph;
 pub(crate) mod plan;

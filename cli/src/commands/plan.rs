@@ -65,7 +65,7 @@ pub(crate) struct ShowArgs {
     state: StateArgs,
 }
 
-fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<String> {
+pub(crate) fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<String> {
     Ok(match format {
         PlanFormat::Text => plan_text::render(plan, stdout_color()),
         PlanFormat::Markdown => plan_markdown::render(plan, MARKDOWN_LIMIT),
@@ -73,7 +73,19 @@ fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<String> {
     })
 }
 
-pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
+/// What a plan was made from, kept for `ds apply`.
+pub(crate) struct Made {
+    pub(crate) loaded: super::Loaded,
+    pub(crate) backend: ::state::LocalBackend,
+    pub(crate) document: PlanFile,
+}
+
+/// Validates, compiles and diffs the model against its state.
+pub(crate) fn make(
+    dir: &Path,
+    options: planner::plan::Options,
+    state_args: &StateArgs,
+) -> anyhow::Result<Made> {
     let loaded = super::load_valid(dir)?;
     let mut graph = planner::compile::compile(&loaded.model)?;
     if let Some(cycle) = graph.cycle() {
@@ -82,7 +94,7 @@ pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
             cycle.join(" → ")
         );
     }
-    let backend = super::backend(dir, Some(&loaded.model), &args.state)?;
+    let backend = super::backend(dir, Some(&loaded.model), state_args)?;
     let recorded = state::Backend::read(&backend)?;
     let bindings = Bindings {
         lineage: recorded.as_ref().map(|s| s.lineage.clone()),
@@ -90,19 +102,34 @@ pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
         model_hash: planner::planfile::model_hash(&loaded.sources),
     };
     let prior = recorded.unwrap_or_default();
-    let options = planner::plan::Options {
-        targets: args.targets.clone(),
-        excludes: args.excludes.clone(),
-        replace: args.replace.clone(),
-        allow_destroy: args.allow_destroy.clone(),
-    };
-    // No provider can read the real systems yet: every plan is against the recorded state, and says so.
+    // No provider reads the real systems during a plan yet: every plan is against the recorded state, and
+    // says so.
     let plan = planner::plan::plan(&mut graph, &prior, &options)?;
-    // Freeing a large model, graph and state is work the process exit does for free.
+    // Freeing a large graph and state is work the process exit does for free.
     std::mem::forget(graph);
     std::mem::forget(prior);
-    let document = PlanFile::new(plan, bindings);
-    write_stdout(&render(&document, args.format)?)?;
+    Ok(Made {
+        loaded,
+        backend,
+        document: PlanFile::new(plan, bindings),
+    })
+}
+
+impl PlanArgs {
+    fn options(&self) -> planner::plan::Options {
+        planner::plan::Options {
+            targets: self.targets.clone(),
+            excludes: self.excludes.clone(),
+            replace: self.replace.clone(),
+            allow_destroy: self.allow_destroy.clone(),
+        }
+    }
+}
+
+pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
+    let made = make(dir, args.options(), &args.state)?;
+    let document = &made.document;
+    write_stdout(&render(document, args.format)?)?;
     if !document.refused.is_empty() {
         eprintln!(
             "error: plan refused: it would destroy data in {} protected resource(s) (listed above); nothing was saved",
@@ -111,7 +138,7 @@ pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_ERROR);
     }
     if let Some(out) = &args.out {
-        let text = serde_json::to_string_pretty(&document)? + "\n";
+        let text = serde_json::to_string_pretty(document)? + "\n";
         super::fmt::write_atomically(out, &text)
             .with_context(|| format!("failed to save the plan to `{}`", out.display()))?;
         eprintln!(
@@ -120,8 +147,7 @@ pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
         );
     }
     let changes = document.has_changes();
-    std::mem::forget(document);
-    std::mem::forget(loaded);
+    std::mem::forget(made);
     Ok(if args.detailed_exitcode && changes {
         EXIT_CHANGES
     } else {

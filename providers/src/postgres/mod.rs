@@ -1,5 +1,7 @@
 //! PostgreSQL resources in a platform's merge database: schemas, tables, views, roles and grants.
 
+pub mod live;
+
 use serde_json::{Map, Value};
 
 use crate::kind::{
@@ -13,6 +15,9 @@ pub struct Schema;
 impl ResourceKind for Schema {
     fn name(&self) -> &'static str {
         "postgres_schema"
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&live::SchemaLive)
     }
     fn provider(&self) -> &'static str {
         "postgres"
@@ -39,6 +44,9 @@ pub struct Table;
 impl ResourceKind for Table {
     fn name(&self) -> &'static str {
         "postgres_table"
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&live::TableLive)
     }
     fn provider(&self) -> &'static str {
         "postgres"
@@ -224,6 +232,9 @@ impl ResourceKind for View {
     fn name(&self) -> &'static str {
         "postgres_view"
     }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&live::ViewLive)
+    }
     fn provider(&self) -> &'static str {
         "postgres"
     }
@@ -238,6 +249,9 @@ pub struct Role;
 impl ResourceKind for Role {
     fn name(&self) -> &'static str {
         "postgres_role"
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&live::RoleLive)
     }
     fn provider(&self) -> &'static str {
         "postgres"
@@ -254,6 +268,9 @@ pub struct Grant;
 impl ResourceKind for Grant {
     fn name(&self) -> &'static str {
         "postgres_grant"
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&live::GrantLive)
     }
     fn provider(&self) -> &'static str {
         "postgres"
