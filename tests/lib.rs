@@ -34,3 +34,124 @@ pub fn ds_binary() -> &'static Path {
         target.join(profile).join("ds")
     })
 }
+
+/// The PostgreSQL server that `scripts/stack up` started, from the environment or `.stack/env`.
+pub struct Postgres {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// A superuser.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+fn stack_env() -> std::collections::HashMap<String, String> {
+    let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+    if let Ok(text) = std::fs::read_to_string(root().join(".stack/env")) {
+        for line in text.lines() {
+            if let Some((key, value)) = line.strip_prefix("export ").and_then(|l| l.split_once('='))
+            {
+                vars.entry(key.to_string())
+                    .or_insert_with(|| value.trim_matches('\'').trim_matches('"').to_string());
+            }
+        }
+    }
+    vars
+}
+
+/// The stack's PostgreSQL. Without it, a test fails when `CI` is set and is skipped otherwise (`None`).
+pub fn postgres() -> Option<&'static Postgres> {
+    static PG: OnceLock<Option<Postgres>> = OnceLock::new();
+    let pg = PG.get_or_init(|| {
+        let vars = stack_env();
+        let get = |k: &str| vars.get(k).cloned();
+        Some(Postgres {
+            host: get("DS_STACK_PG_HOST")?,
+            port: get("DS_STACK_PG_PORT")?.parse().ok()?,
+            user: get("DS_STACK_PG_ADMIN_USER")?,
+            password: get("DS_STACK_PG_ADMIN_PASSWORD")?,
+        })
+        .filter(|pg| pg.psql("postgres", "SELECT 1").is_ok())
+    });
+    if pg.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL is not running: start it with `scripts/stack up` (CI is set: this test fails rather than skips)"
+        );
+        eprintln!("skipping: PostgreSQL is not running (`scripts/stack up` starts it)");
+    }
+    pg.as_ref()
+}
+
+impl Postgres {
+    /// Runs SQL with `psql` in database `db`; its unaligned, tuples-only output.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let out = std::process::Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.host,
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.user,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// A fresh database for one test, dropped when the value is.
+    pub fn database(&'static self, prefix: &str) -> TestDatabase {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ds_test_{prefix}_{}_{n}", std::process::id());
+        self.psql("postgres", &format!("CREATE DATABASE {name}"))
+            .expect("the test database is created");
+        TestDatabase { pg: self, name }
+    }
+}
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    /// Its server.
+    pub pg: &'static Postgres,
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// Runs SQL in it.
+    pub fn sql(&self, sql: &str) -> String {
+        self.pg
+            .psql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = self.pg.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}

@@ -613,8 +613,21 @@ impl Live for TableLive {
                     s
                 }
                 (Action::Update, Some(desired), Some(prior)) => {
+                    let alters = alter_table_sql(schema, &name, desired, prior);
+                    if alters.iter().any(|a| a.contains(" TYPE ")) {
+                        // Postgres refuses to change the type of a column a view reads: set the views
+                        // aside and put them back, with their grants, in the same transaction.
+                        let op = &op;
+                        let table = &table;
+                        with_retry(|| {
+                            let alters = &alters;
+                            Box::pin(async move { alter_under_views(op, table, alters).await })
+                        })
+                        .await?;
+                        return Ok(change.desired.cloned());
+                    }
                     let mut s = create_table_sql(schema, &name, desired);
-                    s.extend(alter_table_sql(schema, &name, desired, prior));
+                    s.extend(alters);
                     s
                 }
                 (_, Some(desired), _) => create_table_sql(schema, &name, desired),
@@ -629,6 +642,56 @@ impl Live for TableLive {
             Ok(change.desired.cloned())
         })
     }
+}
+
+/// Runs `alters` on `table` with the views that read it dropped and recreated around them (definitions and
+/// grants as they were), in one transaction.
+async fn alter_under_views(
+    op: &Op<'_>,
+    table: &str,
+    alters: &[String],
+) -> Result<(), ProviderError> {
+    let mut client = op.lease().await?;
+    let tx = client.transaction().await.map_err(|e| op.db(e))?;
+    let views = tx
+        .query(
+            "SELECT DISTINCT n.nspname::text, v.relname::text, pg_get_viewdef(v.oid, true) \
+             FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class \
+             JOIN pg_namespace n ON n.oid = v.relnamespace \
+             WHERE d.refobjid = $1::text::regclass AND v.oid <> d.refobjid AND v.relkind = 'v'",
+            &[&table],
+        )
+        .await
+        .map_err(|e| op.db(e))?;
+    let mut restore = Vec::new();
+    for view in &views {
+        let (schema, name, definition): (String, String, String) =
+            (view.get(0), view.get(1), view.get(2));
+        let qualified = format!("{}.{}", ident(&schema), ident(&name));
+        let grants = tx
+            .query(
+                "SELECT grantee::text, privilege_type::text FROM information_schema.role_table_grants \
+                 WHERE table_schema = $1 AND table_name = $2 AND grantee <> current_user",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| op.db(e))?;
+        tx.batch_execute(&format!("DROP VIEW {qualified}"))
+            .await
+            .map_err(|e| op.db(e))?;
+        restore.push(format!("CREATE VIEW {qualified} AS {definition}"));
+        for grant in grants {
+            let (grantee, privilege): (String, String) = (grant.get(0), grant.get(1));
+            restore.push(format!(
+                "GRANT {privilege} ON {qualified} TO {}",
+                ident(&grantee)
+            ));
+        }
+    }
+    for statement in alters.iter().chain(&restore) {
+        tx.batch_execute(statement).await.map_err(|e| op.db(e))?;
+    }
+    tx.commit().await.map_err(|e| op.db(e))
 }
 
 // ---- views ----

@@ -1,0 +1,257 @@
+//! `ds apply` against the stack's real PostgreSQL: the quickstart's Postgres part, re-plans, in-place
+//! changes, bad credentials, stale saved plans.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tests::{Postgres, TestDatabase};
+
+/// The Postgres kinds: the part of a model this issue applies.
+const POSTGRES: [&str; 10] = [
+    "--target",
+    "postgres_schema",
+    "--target",
+    "postgres_table",
+    "--target",
+    "postgres_view",
+    "--target",
+    "postgres_role",
+    "--target",
+    "postgres_grant",
+];
+
+struct Case {
+    _tmp: tempfile::TempDir,
+    model: PathBuf,
+    state: PathBuf,
+    db: TestDatabase,
+}
+
+/// The quickstart, pointed at a fresh database of the stack.
+fn quickstart(pg: &'static Postgres, prefix: &str) -> Case {
+    let db = pg.database(prefix);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            "port       = 55432\n    database   = \"datasurface\"",
+            &format!("port       = {}\n    database   = \"{}\"", pg.port, db.name),
+        );
+        std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let state = tmp.path().join("state.json");
+    Case {
+        _tmp: tmp,
+        model,
+        state,
+        db,
+    }
+}
+
+fn ds(case: &Case, args: &[&str], password: &str) -> Output {
+    Command::new(tests::ds_binary())
+        .args(args)
+        .args([
+            "-C",
+            case.model.to_str().unwrap(),
+            "--state",
+            case.state.to_str().unwrap(),
+        ])
+        .env("NO_COLOR", "1")
+        .env("MERGE_RW_USER", &case.db.pg.user)
+        .env("MERGE_RW_PASSWORD", password)
+        .output()
+        .expect("ds runs")
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn apply(case: &Case, extra: &[&str]) -> Output {
+    let mut args = vec!["apply", "--auto-approve"];
+    args.extend_from_slice(&POSTGRES);
+    args.extend_from_slice(extra);
+    ds(case, &args, &case.db.pg.password)
+}
+
+fn plan(case: &Case) -> Output {
+    let mut args = vec!["plan", "--detailed-exitcode"];
+    args.extend_from_slice(&POSTGRES);
+    ds(case, &args, &case.db.pg.password)
+}
+
+#[test]
+fn quickstart_applies_then_plans_empty_and_applies_again_without_change() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "qs");
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Apply complete: 50 changed, 0 failed"),
+        "{}",
+        text(&out)
+    );
+
+    // The physical contract of product.md §4.
+    let tables = case.db.sql(
+        "SELECT string_agg(table_schema || '.' || table_name, ' ' ORDER BY 1) FROM information_schema.tables \
+         WHERE table_schema IN ('zero_live', 'zero_forensic') AND table_type = 'BASE TABLE'",
+    );
+    for table in [
+        "zero_live.customer_db__customers__merge",
+        "zero_live.customer_db__customers__staging",
+        "zero_live.customer_db__customers__landing",
+        "zero_forensic.product_db__products__merge",
+        "zero_live.ds_batch_counter",
+        "zero_forensic.ds_batch_metrics",
+    ] {
+        assert!(
+            tables.split(' ').any(|t| t == table),
+            "{table} missing from {tables}"
+        );
+    }
+    let merge_columns = case.db.sql(
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns \
+         WHERE table_schema = 'zero_forensic' AND table_name = 'customer_db__customers__merge'",
+    );
+    assert!(
+        merge_columns
+            .ends_with("ds_surf_key_hash,ds_surf_all_hash,ds_surf_batch_in,ds_surf_batch_out"),
+        "{merge_columns}"
+    );
+    // The reader role reads the views and nothing else.
+    let can_read_view = case.db.sql("SELECT has_table_privilege('ws_analytics_reader', 'ws_analytics.live__customer_db__customers', 'SELECT')");
+    let can_read_table = case.db.sql("SELECT has_table_privilege('ws_analytics_reader', 'zero_live.customer_db__customers__merge', 'SELECT')");
+    assert_eq!(
+        (can_read_view.as_str(), can_read_table.as_str()),
+        ("t", "f")
+    );
+
+    let out = plan(&case);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("No changes"), "{}", text(&out));
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("created"), "{}", text(&out));
+}
+
+fn edit(model: &Path, file: &str, from: &str, to: &str) {
+    let path = model.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} has no `{from}`");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn compatible_schema_changes_are_applied_in_place_keeping_rows() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "evolve");
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = "zero_live.product_db__products__merge";
+    case.db.sql(&format!(
+        "INSERT INTO {table} (sku, name, price, currency, in_stock, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
+         VALUES ('p-1', 'Kettle', 12.50, 'EUR', 3, md5('p-1'), md5('all'), 1)"
+    ));
+    // A wider type and a new nullable column: updates in place, rows kept.
+    edit(
+        &case.model,
+        "team_shop.ds.hcl",
+        "name       = { type = \"varchar(200)\", nullable = false }",
+        "name       = { type = \"varchar(400)\", nullable = false }",
+    );
+    edit(
+        &case.model,
+        "team_shop.ds.hcl",
+        "updated_at = { type = \"timestamp\" }\n        }\n      }\n    }",
+        "updated_at = { type = \"timestamp\" }\n          note       = { type = \"text\" }\n        }\n      }\n    }",
+    );
+    let out = plan(&case);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("-/+"), "{}", text(&out));
+    assert!(
+        text(&out).contains("~ columns.name.type: \"varchar(200)\" → \"varchar(400)\""),
+        "{}",
+        text(&out)
+    );
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        case.db.sql(&format!(
+            "SELECT name || '/' || coalesce(note, '-') FROM {table}"
+        )),
+        "Kettle/-"
+    );
+    assert_eq!(
+        case.db.sql(
+            "SELECT character_maximum_length FROM information_schema.columns \
+             WHERE table_schema = 'zero_live' AND table_name = 'product_db__products__merge' AND column_name = 'name'"
+        ),
+        "400"
+    );
+    let out = plan(&case);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_and_changes_nothing() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "badpw");
+    let mut args = vec!["apply", "--auto-approve"];
+    args.extend_from_slice(&POSTGRES);
+    let out = ds(&case, &args, "not-the-password-4711");
+    assert_eq!(out.status.code(), Some(1));
+    let message = text(&out);
+    assert!(
+        message.contains(&format!(
+            "postgres://127.0.0.1:{}/{}",
+            pg.port, case.db.name
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("password authentication failed"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("not-the-password-4711"),
+        "the password leaked: {message}"
+    );
+    assert!(
+        !case.state.exists()
+            || state::Backend::read(&state::LocalBackend::new(case.state.clone()))
+                .unwrap()
+                .unwrap()
+                .resources
+                .is_empty()
+    );
+    assert_eq!(
+        case.db
+            .sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'zero_live'"),
+        "0"
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_once_the_state_changed() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "stale");
+    let plan_file = case.state.with_file_name("plan.json");
+    let mut args = vec!["plan", "--out", plan_file.to_str().unwrap()];
+    args.extend_from_slice(&POSTGRES);
+    assert_eq!(ds(&case, &args, &pg.password).status.code(), Some(0));
+    // Someone applies in between.
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = ds(&case, &["apply", plan_file.to_str().unwrap()], &pg.password);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("the state changed since the plan"),
+        "{}",
+        text(&out)
+    );
+}
