@@ -104,6 +104,16 @@ in the credentials directory the platform names).\n\n\
 Exit codes: 0 applied (or nothing to do); 1 a change failed, the plan was refused, or the apply was cancelled."
     )]
     Apply(commands::apply::ApplyArgs),
+    /// Read the real systems, report drift (changes made outside ds), and put it back
+    #[command(
+        long_about = "Refresh every recorded resource from the real systems, report what changed outside \
+ds (drift) and the changes that correct it, then apply them (unless --dry-run). With --interval it runs again \
+after each pass until stopped: one report a pass. Corrections that would destroy data in a protected resource \
+are not made.\n\n\
+Exit codes: 0 done (with --detailed-exitcode: no drift); 1 error or a correction failed; 2 with \
+--detailed-exitcode, drift was found (and corrected unless --dry-run)."
+    )]
+    Reconcile(commands::reconcile::ReconcileArgs),
     /// Render a saved plan file (or, without one, the recorded state)
     Show(commands::plan::ShowArgs),
     /// Print the resource graph of the model (Graphviz DOT or Mermaid)
@@ -143,6 +153,7 @@ fn main() -> ExitCode {
         Command::Fmt { check } => commands::fmt::run(dir, check),
         Command::Plan(args) => commands::plan::run(dir, &args),
         Command::Apply(args) => commands::apply::run(dir, &args),
+        Command::Reconcile(args) => commands::reconcile::run(dir, &args),
         Command::Show(args) => commands::plan::show(dir, &args),
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),

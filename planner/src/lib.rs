@@ -17,6 +17,7 @@ pub mod model;
 pub mod names;
 pub mod plan;
 pub mod planfile;
+pub mod refresh;
 pub mod source;
 pub mod template;
 pub mod trigger;

@@ -84,6 +84,21 @@ pub struct Change {
     pub after: Option<Value>,
 }
 
+/// A resource that differs from its record: changed outside `ds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    /// `type.name`.
+    pub address: String,
+    /// The resource type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `changed` or `deleted`.
+    pub what: String,
+    /// The attributes that differ: `before` is the record, `after` what the real system has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeDiff>,
+}
+
 /// The whole document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanFile {
@@ -99,6 +114,9 @@ pub struct PlanFile {
     pub refused: Vec<String>,
     /// Every change that does something, in address order.
     pub changes: Vec<Change>,
+    /// What the refresh found changed outside `ds`, in address order (empty without a refresh).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftEntry>,
 }
 
 impl PlanFile {
@@ -144,6 +162,45 @@ impl PlanFile {
             summary,
             refused: plan.refused,
             changes,
+            drift: Vec::new(),
+        }
+    }
+
+    /// Records what a refresh found.
+    pub fn set_drift(&mut self, drift: Vec<crate::refresh::Drift>) {
+        self.refreshed = true;
+        self.drift = drift
+            .into_iter()
+            .map(|d| DriftEntry {
+                address: d.address,
+                kind: d.kind,
+                what: d.what.to_string(),
+                attributes: d
+                    .attributes
+                    .into_iter()
+                    .map(|a| AttributeDiff {
+                        path: a.path,
+                        before: a.before,
+                        after: a.after,
+                        forces_replace: false,
+                        sensitive: a.sensitive,
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.drift.sort_by(|a, b| a.address.cmp(&b.address));
+        // The changes that repair drift say so.
+        for change in &mut self.changes {
+            if let Ok(i) = self
+                .drift
+                .binary_search_by(|d| d.address.as_str().cmp(change.address.as_str()))
+            {
+                change.reason = match (self.drift[i].what.as_str(), change.action.as_str()) {
+                    ("deleted", "create") => "deleted outside ds: create it again".into(),
+                    (_, "update") => "changed outside ds: put it back".into(),
+                    (what, _) => format!("{what} outside ds; {}", change.reason),
+                };
+            }
         }
     }
 

@@ -25,21 +25,64 @@ struct Case {
     model: PathBuf,
     state: PathBuf,
     db: TestDatabase,
+    prefix: String,
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        // The database first (it holds the roles' privileges), then the cluster-wide roles.
+        let _ = self.db.pg.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db.name),
+        );
+        let _ = self.db.pg.psql(
+            "postgres",
+            &self.n("DROP ROLE IF EXISTS ws_analytics_reader, ws_directory_job_reader"),
+        );
+    }
+}
+
+impl Case {
+    /// A text naming the quickstart's workspaces as this test named them.
+    fn n(&self, text: &str) -> String {
+        text.replace("ws_analytics", &format!("ws_analytics_{}", self.prefix))
+            .replace(
+                "ws_directory_job",
+                &format!("ws_directory_job_{}", self.prefix),
+            )
+    }
+
+    /// Runs SQL (naming the workspaces as the quickstart does) in the test's database.
+    fn sql(&self, sql: &str) -> String {
+        self.db.sql(&self.n(sql))
+    }
 }
 
 /// The quickstart, pointed at a fresh database of the stack.
 fn quickstart(pg: &'static Postgres, prefix: &str) -> Case {
     let db = pg.database(prefix);
+    // Unique across concurrent test runs too: role names are cluster-wide.
+    let prefix = &format!("{prefix}{}", std::process::id());
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
     std::fs::create_dir(&model).unwrap();
     for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let text = text.replace(
-            "port       = 55432\n    database   = \"datasurface\"",
-            &format!("port       = {}\n    database   = \"{}\"", pg.port, db.name),
-        );
+        // Roles are cluster-wide: this test's workspaces (and so their reader roles) get names of their own.
+        let text = text
+            .replace(
+                "port       = 55432\n    database   = \"datasurface\"",
+                &format!("port       = {}\n    database   = \"{}\"", pg.port, db.name),
+            )
+            .replace(
+                "workspace \"analytics\"",
+                &format!("workspace \"analytics_{prefix}\""),
+            )
+            .replace(
+                "workspace \"directory_job\"",
+                &format!("workspace \"directory_job_{prefix}\""),
+            );
         std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
     }
     let state = tmp.path().join("state.json");
@@ -48,6 +91,7 @@ fn quickstart(pg: &'static Postgres, prefix: &str) -> Case {
         model,
         state,
         db,
+        prefix: prefix.to_string(),
     }
 }
 
@@ -97,7 +141,7 @@ fn quickstart_applies_then_plans_empty_and_applies_again_without_change() {
     );
 
     // The physical contract of product.md §4.
-    let tables = case.db.sql(
+    let tables = case.sql(
         "SELECT string_agg(table_schema || '.' || table_name, ' ' ORDER BY 1) FROM information_schema.tables \
          WHERE table_schema IN ('zero_live', 'zero_forensic') AND table_type = 'BASE TABLE'",
     );
@@ -114,7 +158,7 @@ fn quickstart_applies_then_plans_empty_and_applies_again_without_change() {
             "{table} missing from {tables}"
         );
     }
-    let merge_columns = case.db.sql(
+    let merge_columns = case.sql(
         "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns \
          WHERE table_schema = 'zero_forensic' AND table_name = 'customer_db__customers__merge'",
     );
@@ -124,8 +168,8 @@ fn quickstart_applies_then_plans_empty_and_applies_again_without_change() {
         "{merge_columns}"
     );
     // The reader role reads the views and nothing else.
-    let can_read_view = case.db.sql("SELECT has_table_privilege('ws_analytics_reader', 'ws_analytics.live__customer_db__customers', 'SELECT')");
-    let can_read_table = case.db.sql("SELECT has_table_privilege('ws_analytics_reader', 'zero_live.customer_db__customers__merge', 'SELECT')");
+    let can_read_view = case.sql("SELECT has_table_privilege('ws_analytics_reader', 'ws_analytics.live__customer_db__customers', 'SELECT')");
+    let can_read_table = case.sql("SELECT has_table_privilege('ws_analytics_reader', 'zero_live.customer_db__customers__merge', 'SELECT')");
     assert_eq!(
         (can_read_view.as_str(), can_read_table.as_str()),
         ("t", "f")
@@ -153,7 +197,7 @@ fn compatible_schema_changes_are_applied_in_place_keeping_rows() {
     let out = apply(&case, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let table = "zero_live.product_db__products__merge";
-    case.db.sql(&format!(
+    case.sql(&format!(
         "INSERT INTO {table} (sku, name, price, currency, in_stock, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
          VALUES ('p-1', 'Kettle', 12.50, 'EUR', 3, md5('p-1'), md5('all'), 1)"
     ));
@@ -181,13 +225,13 @@ fn compatible_schema_changes_are_applied_in_place_keeping_rows() {
     let out = apply(&case, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
-        case.db.sql(&format!(
+        case.sql(&format!(
             "SELECT name || '/' || coalesce(note, '-') FROM {table}"
         )),
         "Kettle/-"
     );
     assert_eq!(
-        case.db.sql(
+        case.sql(
             "SELECT character_maximum_length FROM information_schema.columns \
              WHERE table_schema = 'zero_live' AND table_name = 'product_db__products__merge' AND column_name = 'name'"
         ),
@@ -230,8 +274,7 @@ fn a_wrong_password_is_a_clear_error_and_changes_nothing() {
                 .is_empty()
     );
     assert_eq!(
-        case.db
-            .sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'zero_live'"),
+        case.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'zero_live'"),
         "0"
     );
 }
@@ -253,5 +296,100 @@ fn a_saved_plan_is_refused_once_the_state_changed() {
         text(&out).contains("the state changed since the plan"),
         "{}",
         text(&out)
+    );
+}
+
+#[test]
+fn reconcile_reports_drift_precisely_repairs_it_and_then_finds_nothing() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "drift");
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    case.sql(
+        "DROP VIEW ws_analytics.live__customer_db__addresses; \
+         REVOKE SELECT ON ws_analytics.audit__product_db__products FROM ws_analytics_reader; \
+         ALTER TABLE zero_live.product_db__products__merge ADD COLUMN hand_made text; \
+         DROP OWNED BY ws_directory_job_reader; DROP ROLE ws_directory_job_reader",
+    );
+    let reconcile = |extra: &[&str]| {
+        let mut args = vec!["reconcile", "--detailed-exitcode"];
+        args.extend_from_slice(&POSTGRES);
+        args.extend_from_slice(extra);
+        ds(&case, &args, &pg.password)
+    };
+    let report = reconcile(&["--dry-run", "--format", "json"]);
+    assert_eq!(report.status.code(), Some(2), "{}", text(&report));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let drift: Vec<(String, String)> = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["address"].as_str().unwrap().to_string(),
+                d["what"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (address, what) in [
+        (
+            "postgres_view.ws_analytics.live__customer_db__addresses",
+            "deleted",
+        ),
+        (
+            "postgres_grant.ws_analytics_reader.ws_analytics.audit__product_db__products",
+            "deleted",
+        ),
+        (
+            "postgres_table.zero_live.product_db__products__merge",
+            "changed",
+        ),
+        ("postgres_role.ws_directory_job_reader", "deleted"),
+    ] {
+        let address = case.n(address);
+        assert!(
+            drift.contains(&(address.clone(), what.to_string())),
+            "{address} not reported {what}: {drift:?}"
+        );
+    }
+    let table = report["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["what"] == "changed")
+        .unwrap();
+    assert!(
+        table["attributes"][0]["after"]
+            .as_str()
+            .unwrap()
+            .ends_with(", hand_made text")
+    );
+    // --dry-run changed nothing.
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'ws_directory_job_reader'"),
+        "0"
+    );
+
+    let out = reconcile(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Apply complete"), "{}", text(&out));
+    assert_eq!(
+        case.sql(
+            "SELECT has_table_privilege('ws_analytics_reader', 'ws_analytics.audit__product_db__products', 'SELECT') \
+             AND has_table_privilege('ws_analytics_reader', 'ws_analytics.live__customer_db__addresses', 'SELECT') \
+             AND has_schema_privilege('ws_directory_job_reader', 'ws_directory_job', 'USAGE')"
+        ),
+        "t"
+    );
+    assert_eq!(
+        case.sql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'hand_made'"),
+        "0"
+    );
+    let again = reconcile(&["--dry-run"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("No changes. The real systems match the model"),
+        "{}",
+        text(&again)
     );
 }

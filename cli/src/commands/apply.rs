@@ -36,6 +36,9 @@ pub(crate) struct ApplyArgs {
     /// Allow deleting or replacing this protected (data-bearing) resource; repeatable
     #[arg(long = "allow-destroy", value_name = "ADDR")]
     allow_destroy: Vec<String>,
+    /// Read the real systems before planning (`--refresh=false`: plan against the recorded state only)
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    refresh: bool,
     #[command(flatten)]
     state: StateArgs,
 }
@@ -55,7 +58,9 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
         replace: args.replace.clone(),
         allow_destroy: args.allow_destroy.clone(),
     };
-    let made = super::plan::make(dir, options, &args.state)?;
+    // A saved plan is applied as it was made: no new refresh (its bindings say what it was made against).
+    let refresh = args.refresh && args.plan.is_none();
+    let made = super::plan::make(dir, options, &args.state, refresh)?;
     let document: PlanFile = match &args.plan {
         None => made.document,
         Some(path) => {
@@ -107,24 +112,43 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let backend = made.backend;
+    execute(
+        dir,
+        &made.loaded.model,
+        made.backend,
+        document,
+        made.base,
+        args.parallelism,
+    )
+}
+
+/// Applies a plan that was checked and approved: locks the state, checks it did not move, runs the walk
+/// with progress, and prints the summary.
+pub(crate) fn execute(
+    dir: &Path,
+    model: &planner::model::Model,
+    backend: ::state::LocalBackend,
+    document: PlanFile,
+    base: ::state::State,
+    parallelism: usize,
+) -> anyhow::Result<u8> {
     let _lock = state::Backend::lock(&backend, &super::lock_request("apply"))?;
-    let mut recorded = state::Backend::read(&backend)?.unwrap_or_default();
+    let recorded = state::Backend::read(&backend)?.unwrap_or_default();
     if recorded.serial != document.bindings.serial
         || (document.bindings.lineage.is_some()
             && Some(&recorded.lineage) != document.bindings.lineage.as_ref())
     {
         bail!("the state changed while the plan was made: make a new plan");
     }
+    // Apply on top of the state the plan was made against (refreshed: what changed outside ds is recorded
+    // as it is, so the changes that repair it are the only ones made).
+    let mut recorded = base;
     recorded.model.hash = Some(document.bindings.model_hash.clone());
-    let credentials = crate::credentials::source(&made.loaded.model, dir);
+    let credentials = crate::credentials::source(model, dir);
     let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
     let total = document.changes.len();
     let progress = Progress::new(total);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
+    let runtime = super::runtime().context("failed to start the async runtime")?;
     let outcome = runtime.block_on(async {
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -139,7 +163,7 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
             &mut recorded,
             &mut persist,
             ctx,
-            args.parallelism,
+            parallelism,
             &|event| progress.event(event),
             cancel_rx,
         )

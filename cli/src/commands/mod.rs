@@ -5,6 +5,7 @@ pub(crate) mod apply;
 pub(crate) mod fmt;
 pub(crate) mod graph;
 pub(crate) mod plan;
+pub(crate) mod reconcile;
 pub(crate) mod state;
 pub(crate) mod validate;
 
@@ -97,6 +98,13 @@ pub(crate) fn backend_for_dir(
         planner::source::read_dir(dir).with_context(|| "finding the state needs the model")?;
     let (model, _) = planner::check(&sources);
     backend(dir, Some(&model), args)
+}
+
+/// The async runtime for the commands that talk to real systems.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Who takes a lock, for the lock's record: `user@host`.

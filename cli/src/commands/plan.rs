@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use planner::planfile::{Bindings, PlanFile};
@@ -78,6 +80,8 @@ pub(crate) struct Made {
     pub(crate) loaded: super::Loaded,
     pub(crate) backend: ::state::LocalBackend,
     pub(crate) document: PlanFile,
+    /// The state the plan was made against: the recorded one, refreshed when asked.
+    pub(crate) base: ::state::State,
 }
 
 /// Validates, compiles and diffs the model against its state.
@@ -85,6 +89,7 @@ pub(crate) fn make(
     dir: &Path,
     options: planner::plan::Options,
     state_args: &StateArgs,
+    refresh: bool,
 ) -> anyhow::Result<Made> {
     let loaded = super::load_valid(dir)?;
     let mut graph = planner::compile::compile(&loaded.model)?;
@@ -102,16 +107,27 @@ pub(crate) fn make(
         model_hash: planner::planfile::model_hash(&loaded.sources),
     };
     let prior = recorded.unwrap_or_default();
-    // No provider reads the real systems during a plan yet: every plan is against the recorded state, and
-    // says so.
-    let plan = planner::plan::plan(&mut graph, &prior, &options)?;
-    // Freeing a large graph and state is work the process exit does for free.
+    let (base, drift) = if refresh {
+        let credentials = crate::credentials::source(&loaded.model, dir);
+        let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
+        let (refreshed, drift) =
+            super::runtime()?.block_on(planner::refresh::refresh(&prior, ctx, 10))?;
+        (refreshed, Some(drift))
+    } else {
+        (prior, None)
+    };
+    let plan = planner::plan::plan(&mut graph, &base, &options)?;
+    // Freeing a large graph is work the process exit does for free.
     std::mem::forget(graph);
-    std::mem::forget(prior);
+    let mut document = PlanFile::new(plan, bindings);
+    if let Some(drift) = drift {
+        document.set_drift(drift);
+    }
     Ok(Made {
         loaded,
         backend,
-        document: PlanFile::new(plan, bindings),
+        document,
+        base,
     })
 }
 
@@ -127,7 +143,7 @@ impl PlanArgs {
 }
 
 pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
-    let made = make(dir, args.options(), &args.state)?;
+    let made = make(dir, args.options(), &args.state, args.refresh)?;
     let document = &made.document;
     write_stdout(&render(document, args.format)?)?;
     if !document.refused.is_empty() {

@@ -232,6 +232,23 @@ fn head(plan: &PlanFile, groups: &BTreeMap<(&str, &str), Vec<usize>>, listed: us
         out.push('\n');
     }
 
+    if !plan.drift.is_empty() {
+        out.push_str(&format!(
+            "> [!IMPORTANT]\n> Drift: {} resource(s) changed outside ds since the last apply:\n",
+            plan.drift.len()
+        ));
+        for drift in plan.drift.iter().take(20) {
+            out.push_str(&format!(
+                "> - `{}` ({} outside ds)\n",
+                drift.address.replace('`', "'"),
+                drift.what
+            ));
+        }
+        if plan.drift.len() > 20 {
+            out.push_str(&format!("> - … and {} more\n", plan.drift.len() - 20));
+        }
+        out.push('\n');
+    }
     if !plan.refreshed {
         out.push_str(
             "> [!NOTE]\n> Planned against the recorded state only (no refresh): drift in the real systems \
@@ -735,6 +752,7 @@ mod tests {
             },
             refused: refused.iter().map(|s| s.to_string()).collect(),
             changes,
+            drift: Vec::new(),
         }
     }
 

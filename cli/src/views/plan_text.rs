@@ -54,6 +54,33 @@ pub(crate) fn render(plan: &PlanFile, color: bool) -> String {
             paint.off()
         );
     }
+    if !plan.drift.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}Drift:{} {} changed outside ds since the last apply:",
+            paint.on(BOLD),
+            paint.off(),
+            plural(plan.drift.len(), "resource", "resources")
+        );
+        for drift in &plan.drift {
+            let symbol = if drift.what == "deleted" { "-" } else { "~" };
+            out.push_str("  ");
+            out.push_str(paint.of_symbol(symbol));
+            out.push_str(symbol);
+            out.push_str(paint.off());
+            out.push(' ');
+            push_clean(&mut out, &drift.address);
+            out.push_str(if drift.what == "deleted" {
+                "   (deleted outside ds)\n"
+            } else {
+                "   (changed outside ds)\n"
+            });
+            for attribute in &drift.attributes {
+                push_attribute(&mut out, attribute, paint);
+            }
+        }
+        out.push('\n');
+    }
     if plan.has_changes() {
         let refused: BTreeSet<&str> = plan.refused.iter().map(String::as_str).collect();
         let _ = writeln!(
@@ -307,6 +334,7 @@ mod tests {
             },
             refused: refused.iter().map(|s| s.to_string()).collect(),
             changes,
+            drift: Vec::new(),
         }
     }
 
@@ -509,5 +537,38 @@ Plan: 1 to create, 2 to update, 1 to replace, 1 to delete (12 unchanged).
         // The note, the heading, the group's heading, two lines per create, the summary; blank lines between.
         assert_eq!(text.lines().count(), 2 + 1 + 2 + 2 * 100_000 + 2);
         assert!(elapsed.as_secs() < 1, "took {elapsed:?}");
+    }
+
+    #[test]
+    fn drift_is_shown_before_the_actions() {
+        let mut plan = plan_of(vec![], 3, true, &[]);
+        plan.drift = vec![
+            planner::planfile::DriftEntry {
+                address: "postgres_role.ws_a_reader".into(),
+                kind: "postgres_role".into(),
+                what: "deleted".into(),
+                attributes: vec![],
+            },
+            planner::planfile::DriftEntry {
+                address: "postgres_view.ws_a.v".into(),
+                kind: "postgres_view".into(),
+                what: "changed".into(),
+                attributes: vec![AttributeDiff {
+                    path: "definition".into(),
+                    before: Some(Value::String("SELECT 1".into())),
+                    after: Some(Value::String("SELECT 2".into())),
+                    forces_replace: false,
+                    sensitive: false,
+                }],
+            },
+        ];
+        assert_eq!(
+            render(&plan, false),
+            "Drift: 2 resources changed outside ds since the last apply:\n  \
+             - postgres_role.ws_a_reader   (deleted outside ds)\n  \
+             ~ postgres_view.ws_a.v   (changed outside ds)\n      \
+             ~ definition: \"SELECT 1\" → \"SELECT 2\"\n\n\
+             No changes. The real systems match the model (3 resources).\n"
+        );
     }
 }

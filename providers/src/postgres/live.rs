@@ -452,8 +452,8 @@ pub fn create_table_sql(schema: &str, name: &str, attributes: &Value) -> Vec<Str
     statements
 }
 
-/// The `ALTER TABLE` statements of an in-place update: new nullable columns, widened types, dropped
-/// NOT NULLs.
+/// The `ALTER TABLE` statements of an in-place update: columns the model does not have dropped, new
+/// nullable columns, widened types, dropped NOT NULLs.
 pub fn alter_table_sql(schema: &str, name: &str, desired: &Value, prior: &Value) -> Vec<String> {
     let table = format!("{}.{}", ident(schema), ident(name));
     let cols = |v: &Value| {
@@ -476,6 +476,14 @@ pub fn alter_table_sql(schema: &str, name: &str, desired: &Value, prior: &Value)
     };
     let (new, old) = (cols(desired), cols(prior));
     let mut statements = Vec::new();
+    for (name, ..) in &old {
+        if !new.iter().any(|(n, ..)| n == name) {
+            statements.push(format!(
+                "ALTER TABLE {table} DROP COLUMN IF EXISTS {}",
+                ident(name)
+            ));
+        }
+    }
     for (name, text, ty, nullable) in &new {
         match old.iter().find(|(n, ..)| n == name) {
             None => {

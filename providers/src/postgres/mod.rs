@@ -36,9 +36,9 @@ impl ResourceKind for Schema {
 /// (column names).
 ///
 /// Columns change in place when the change is backwards compatible: a new nullable column, a type that
-/// widens (`ColumnType::widens_to`), a column that becomes nullable. Anything else (a dropped column, a
-/// narrowed or changed type, a column that becomes NOT NULL, a new NOT NULL column, another primary key)
-/// needs the table rebuilt: a replace.
+/// widens (`ColumnType::widens_to`), a column that becomes nullable, and a column the model does not have
+/// (dropped: that is how drift is repaired). Anything else (a narrowed or changed type, a column that
+/// becomes NOT NULL, a new NOT NULL column, another primary key) needs the table rebuilt: a replace.
 pub struct Table;
 
 impl ResourceKind for Table {
@@ -177,10 +177,9 @@ fn diff_columns(desired: &Value, prior: &Value, out: &mut Vec<AttributeChange>) 
     for old in &prior {
         let path = format!("columns.{}", old.name);
         match desired.iter().find(|c| c.name == old.name) {
-            None => out.push(AttributeChange {
-                forces_replace: true,
-                ..change(path, Some(Value::String(old.to_text())), None)
-            }),
+            // A column the model does not have (added by hand, say) is dropped in place; removing a column
+            // from the model is a breaking change that governance refuses before it gets here.
+            None => out.push(change(path, Some(Value::String(old.to_text())), None)),
             Some(new) => {
                 if old.ty != new.ty || (old.ty.is_none() && old.type_text != new.type_text) {
                     let widens = matches!((&old.ty, &new.ty), (Some(o), Some(n)) if o.widens_to(n));
@@ -319,8 +318,10 @@ mod tests {
     #[test]
     fn incompatible_changes_replace() {
         let old = json!("id integer not null, v varchar(10)");
+        let dropped = plan(old.clone(), json!("id integer not null"));
+        assert_eq!(dropped.action, Action::Update);
+        assert_eq!(dropped.changes[0].path, "columns.v");
         for new in [
-            json!("id integer not null"),
             json!("id smallint not null, v varchar(10)"),
             json!("id integer not null, v varchar(10) not null"),
             json!("id integer not null, v varchar(10), n text not null"),
