@@ -788,12 +788,15 @@ fn workspace(
                 "SELECT {} FROM {dp_schema}.{merge}{live_filter}",
                 cols.join(", ")
             );
-            let add_view = |name: &str, definition: String, b: &mut Builder| {
+            // A view depends on every table it reads: the history view reads the batch metrics too.
+            let add_view = |name: &str, definition: String, reads: &[String], b: &mut Builder| {
+                let mut deps = vec![schema_address.clone()];
+                deps.extend(reads.iter().cloned());
                 let address = b.add(
                     "postgres_view",
                     &format!("{ws_schema}.{name}"),
                     json!({ "definition": definition }),
-                    vec![schema_address.clone(), merge_address.clone()],
+                    deps,
                 );
                 b.add(
                     "postgres_grant",
@@ -802,7 +805,7 @@ fn workspace(
                     vec![role_address.clone(), address],
                 );
             };
-            add_view(&view, definition, b);
+            add_view(&view, definition, std::slice::from_ref(&merge_address), b);
             views.insert(
                 (group_name.clone(), store_name.clone(), ds_name.clone()),
                 format!("{ws_schema}.{view}"),
@@ -832,7 +835,8 @@ fn workspace(
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                add_view(&history, definition, b);
+                let metrics = format!("postgres_table.{dp_schema}.ds_batch_metrics");
+                add_view(&history, definition, &[merge_address.clone(), metrics], b);
             }
         }
     }
