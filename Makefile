@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole test suite).
 
-.PHONY: demo test bench stack-up stack-down
+.PHONY: demo test bench bench-apply stack-up stack-down
 
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
@@ -30,3 +30,19 @@ stack-up:
 
 stack-down:
 	scripts/stack down
+
+# Apply and refresh of a generated model with about 1,000 Postgres resources, against the stack's PostgreSQL
+# (docs/benchmarks.md). It uses a database of its own, ds_bench_apply, made afresh.
+bench-apply: stack-up
+	cargo build --release -p cli
+	rm -rf target/bench-apply && cargo xtask gen-model --out target/bench-apply/model \
+	  --stores 22 --datasets-per-store 10 --workspaces 12
+	sed -i 's/    port       = 5432/    port       = 55432/; s/    database   = "datasurface"/    database   = "ds_bench_apply"/' \
+	  target/bench-apply/model/ecosystem.ds.hcl
+	set -a && . ./.stack/env && psql "$$DS_STACK_PG_URL" -qc "DROP DATABASE IF EXISTS ds_bench_apply WITH (FORCE)" \
+	  -c "CREATE DATABASE ds_bench_apply"
+	set -a && . ./.stack/env && /usr/bin/time -f "apply: %e s, %M KB peak" ./target/release/ds apply \
+	  -C target/bench-apply/model --state target/bench-apply/state.json --auto-approve --parallelism 10 \
+	  $(POSTGRES_KINDS) 2>&1 | grep -E "^(Apply|apply:)"
+	set -a && . ./.stack/env && /usr/bin/time -f "refresh and plan: %e s, %M KB peak" ./target/release/ds plan \
+	  -C target/bench-apply/model --state target/bench-apply/state.json $(POSTGRES_KINDS) 2>&1 | tail -2
