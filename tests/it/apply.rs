@@ -35,10 +35,17 @@ impl Drop for Case {
             "postgres",
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db.name),
         );
-        let _ = self.db.pg.psql(
+        // Every role named after this test's workspaces.
+        if let Ok(roles) = self.db.pg.psql(
             "postgres",
-            &self.n("DROP ROLE IF EXISTS ws_analytics_reader, ws_directory_job_reader"),
-        );
+            &format!(
+                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{}%'",
+                self.prefix
+            ),
+        ) && !roles.is_empty()
+        {
+            let _ = self.db.pg.psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
+        }
     }
 }
 
@@ -392,4 +399,150 @@ fn reconcile_reports_drift_precisely_repairs_it_and_then_finds_nothing() {
         "{}",
         text(&again)
     );
+}
+
+/// A generated model of about 1,000 Postgres resources, pointed at a fresh database.
+fn generated(pg: &'static Postgres, prefix: &str) -> Case {
+    let db = pg.database(prefix);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "xtask",
+            "--",
+            "gen-model",
+            "--out",
+        ])
+        .arg(&model)
+        .args([
+            "--stores",
+            "22",
+            "--datasets-per-store",
+            "10",
+            "--workspaces",
+            "12",
+        ])
+        .current_dir(tests::root())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let prefix = format!("{prefix}{}", std::process::id());
+    edit(
+        &model,
+        "ecosystem.ds.hcl",
+        "    port       = 5432\n    database   = \"datasurface\"",
+        &format!(
+            "    port       = {}\n    database   = \"{}\"",
+            pg.port, db.name
+        ),
+    );
+    // Roles are cluster-wide: this test's workspaces get names of their own.
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"ws_", &format!("\"{prefix}_ws_"))).unwrap();
+    }
+    let state = tmp.path().join("state.json");
+    Case {
+        _tmp: tmp,
+        model,
+        state,
+        db,
+        prefix,
+    }
+}
+
+#[test]
+fn an_apply_killed_part_way_leaves_a_readable_state_and_the_next_apply_converges() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = generated(pg, "crash");
+    let mut args: Vec<String> = vec!["apply".into(), "--auto-approve".into()];
+    args.extend(POSTGRES.iter().map(|s| s.to_string()));
+    args.extend([
+        "-C".into(),
+        case.model.display().to_string(),
+        "--state".into(),
+        case.state.display().to_string(),
+    ]);
+    let mut child = Command::new(tests::ds_binary())
+        .args(&args)
+        .env("MERGE_RW_USER", &pg.user)
+        .env("MERGE_RW_PASSWORD", &pg.password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has recorded some resources, before it is done.
+    let started = std::time::Instant::now();
+    while !case.state.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the apply finished before it was killed");
+    let recorded = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
+        .expect("the state file is intact")
+        .expect("some resources were recorded");
+    assert!(!recorded.resources.is_empty());
+
+    // The next apply takes over the dead process's lock, creates what is missing (and nothing twice).
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("Taking over the lock"),
+        "{}",
+        text(&out)
+    );
+    let after = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.resources.len(), 1004);
+    assert_eq!(
+        case.sql(
+            "SELECT count(*) FROM pg_tables WHERE schemaname IN ('zero_live', 'zero_forensic')"
+        ),
+        after
+            .resources
+            .iter()
+            .filter(|r| r.kind == "postgres_table")
+            .count()
+            .to_string()
+    );
+    let out = plan(&case);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn an_apply_while_another_holds_the_lock_fails_naming_the_holder() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "locked");
+    let backend = state::LocalBackend::new(case.state.clone());
+    let holder = state::LockRequest {
+        operation: "apply".into(),
+        who: "alice@build-7".into(),
+        pid: 4242,
+        lease: std::time::Duration::from_secs(600),
+    };
+    let guard = state::Backend::lock(&backend, &holder).unwrap();
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains("alice@build-7")
+            && message.contains("4242")
+            && message.contains("expires"),
+        "{message}"
+    );
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'zero_live'"),
+        "0"
+    );
+    drop(guard);
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

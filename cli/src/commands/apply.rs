@@ -132,7 +132,7 @@ pub(crate) fn execute(
     base: ::state::State,
     parallelism: usize,
 ) -> anyhow::Result<u8> {
-    let _lock = state::Backend::lock(&backend, &super::lock_request("apply"))?;
+    let _lock = super::lock(&backend, "apply")?;
     let recorded = state::Backend::read(&backend)?.unwrap_or_default();
     if recorded.serial != document.bindings.serial
         || (document.bindings.lineage.is_some()

@@ -107,6 +107,31 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Locks the state for `operation`. A lock left by a process of this machine that is gone (killed, say) is
+/// taken over at once rather than after its lease: the pid it names no longer runs here.
+pub(crate) fn lock(
+    backend: &::state::LocalBackend,
+    operation: &str,
+) -> anyhow::Result<::state::LockGuard> {
+    use ::state::Backend;
+    let request = lock_request(operation);
+    match backend.lock(&request) {
+        Err(::state::StateError::Locked { info, .. })
+            if info.who == request.who
+                && info.pid != request.pid
+                && !Path::new(&format!("/proc/{}", info.pid)).exists() =>
+        {
+            eprintln!(
+                "Taking over the lock {} left by {} ({}, pid {}), which is no longer running.",
+                info.id, info.who, info.operation, info.pid
+            );
+            backend.force_unlock(Some(&info.id))?;
+            Ok(backend.lock(&request)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Who takes a lock, for the lock's record: `user@host`.
 pub(crate) fn lock_request(operation: &str) -> ::state::LockRequest {
     let user = std::env::var("USER")

@@ -88,7 +88,7 @@ pub(crate) fn run(dir: &Path, command: &StateCommand) -> anyhow::Result<u8> {
         }
         StateCommand::Rm { addresses, state } => {
             let backend = super::backend_for_dir(dir, state)?;
-            let _lock = backend.lock(&super::lock_request("state rm"))?;
+            let _lock = super::lock(&backend, "state rm")?;
             let Some(mut recorded) = backend.read()? else {
                 bail!("there is no state at {}", backend.describe());
             };
