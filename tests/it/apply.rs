@@ -546,3 +546,34 @@ fn an_apply_while_another_holds_the_lock_fails_naming_the_holder() {
     let out = apply(&case, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn apply_asks_and_without_a_terminal_refuses_unless_auto_approved() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "ask");
+    let mut args = vec!["apply"];
+    args.extend_from_slice(&POSTGRES);
+    let out = ds(&case, &args, &pg.password);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "not applying without confirmation: stdin is not a terminal; pass `--auto-approve`"
+        ),
+        "{}",
+        text(&out)
+    );
+    // It showed the plan first, and changed nothing.
+    assert!(text(&out).contains("ds will perform these actions"));
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'zero_%'"),
+        "0"
+    );
+    // Kinds no provider can apply yet are named, with what to do.
+    let out = ds(&case, &["apply", "--auto-approve"], &pg.password);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no provider can apply `debezium_publication`"),
+        "{}",
+        text(&out)
+    );
+}
