@@ -114,6 +114,12 @@ Exit codes: 0 done (with --detailed-exitcode: no drift); 1 error or a correction
 --detailed-exitcode, drift was found (and corrected unless --dry-run)."
     )]
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Adopt an object that already exists (a table made by hand, say) into the state
+    #[command(
+        long_about = "Read an object the model describes but the state does not record, and record it as \
+it is: the next plan shows only how it really differs from the model, instead of creating it."
+    )]
+    Import(commands::import::ImportArgs),
     /// Render a saved plan file (or, without one, the recorded state)
     Show(commands::plan::ShowArgs),
     /// Print the resource graph of the model (Graphviz DOT or Mermaid)
@@ -154,6 +160,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(dir, &args),
         Command::Apply(args) => commands::apply::run(dir, &args),
         Command::Reconcile(args) => commands::reconcile::run(dir, &args),
+        Command::Import(args) => commands::import::run(dir, &args),
         Command::Show(args) => commands::plan::show(dir, &args),
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),

@@ -29,8 +29,11 @@ type ToRead = (String, String, Value, Option<Value>);
 
 /// Reads every recorded resource that a provider can read; returns the state as reality has it and the
 /// drift. A read that fails fails the refresh: planning against half-read reality would mislead.
+/// A container the state does not record (an imported table whose schema is not managed yet) is looked up
+/// in `desired` (the compiled model).
 pub async fn refresh(
     recorded: &state::State,
+    desired: Option<&crate::compile::Graph>,
     ctx: Arc<Ctx>,
     parallelism: usize,
 ) -> Result<(state::State, Vec<Drift>), providers::live::ProviderError> {
@@ -44,8 +47,16 @@ pub async fn refresh(
             .map(|r| {
                 let container = kind(&r.kind)
                     .and_then(|k| k.container(&r.address))
-                    .and_then(|c| recorded.resource(&c))
-                    .map(|c| c.attributes.clone());
+                    .and_then(|c| {
+                        recorded
+                            .resource(&c)
+                            .map(|c| c.attributes.clone())
+                            .or_else(|| {
+                                desired
+                                    .and_then(|g| g.get(&c))
+                                    .map(|c| c.attributes.clone())
+                            })
+                    });
                 (
                     r.address.clone(),
                     r.kind.clone(),

@@ -577,3 +577,60 @@ fn apply_asks_and_without_a_terminal_refuses_unless_auto_approved() {
         text(&out)
     );
 }
+
+#[test]
+fn import_adopts_an_existing_table_and_the_plan_shows_only_real_differences() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "import");
+    // A table made by hand where the model wants the products merge table, with one column narrower.
+    case.sql(
+        "CREATE SCHEMA zero_live; CREATE TABLE zero_live.product_db__products__merge (\
+           sku varchar(32) NOT NULL PRIMARY KEY, name varchar(100) NOT NULL, price numeric(10,2) NOT NULL, \
+           currency char(3) NOT NULL, in_stock integer NOT NULL, updated_at timestamp, \
+           ds_surf_key_hash char(32) NOT NULL, ds_surf_all_hash char(32) NOT NULL, ds_surf_batch_id integer NOT NULL); \
+         INSERT INTO zero_live.product_db__products__merge VALUES ('p-1', 'Kettle', 1, 'EUR', 1, NULL, md5('a'), md5('b'), 1)",
+    );
+    let address = "postgres_table.zero_live.product_db__products__merge";
+    let out = ds(
+        &case,
+        &["import", address, "zero_live.product_db__products__merge"],
+        &pg.password,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let again = ds(&case, &["import", address], &pg.password);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again).contains("already in the state"),
+        "{}",
+        text(&again)
+    );
+
+    let out = ds(
+        &case,
+        &["plan", "--format", "json", "--target", address],
+        &pg.password,
+    );
+    let plan: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let change = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == address)
+        .unwrap();
+    assert_eq!(change["action"], "update", "{change}");
+    let paths: Vec<&str> = change["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["columns.name.type"]);
+    // The row is kept through the in-place widening.
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        case.sql("SELECT name FROM zero_live.product_db__products__merge"),
+        "Kettle"
+    );
+}

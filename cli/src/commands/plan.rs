@@ -111,7 +111,7 @@ pub(crate) fn make(
         let credentials = crate::credentials::source(&loaded.model, dir);
         let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
         let (refreshed, drift) =
-            super::runtime()?.block_on(planner::refresh::refresh(&prior, ctx, 10))?;
+            super::runtime()?.block_on(planner::refresh::refresh(&prior, Some(&graph), ctx, 10))?;
         (refreshed, Some(drift))
     } else {
         (prior, None)
