@@ -14,9 +14,11 @@ mod error;
 mod format;
 mod local;
 mod lock;
+mod postgres;
 
 pub use backend::Backend;
 pub use error::{Stale, StateError};
 pub use format::{FORMAT_VERSION, ModelInfo, ResourceState, State, parse, to_bytes};
 pub use local::LocalBackend;
 pub use lock::{DEFAULT_LEASE, Lease, LockGuard, LockInfo, LockRequest};
+pub use postgres::{PostgresBackend, PostgresTarget};

@@ -634,3 +634,79 @@ fn import_adopts_an_existing_table_and_the_plan_shows_only_real_differences() {
         "Kettle"
     );
 }
+
+#[test]
+fn state_in_postgres_applies_locks_and_refuses_stale_writes() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "pgstate");
+    edit(
+        &case.model,
+        "ecosystem.ds.hcl",
+        "state       = { backend = \"local\", path = \".ds/state.json\" }",
+        "state       = { backend = \"postgres\" }",
+    );
+    let run = |args: &[&str]| {
+        Command::new(tests::ds_binary())
+            .args(args)
+            .args(["-C", case.model.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .env("MERGE_RW_USER", &pg.user)
+            .env("MERGE_RW_PASSWORD", &pg.password)
+            .output()
+            .unwrap()
+    };
+    let mut apply_args = vec!["apply", "--auto-approve"];
+    apply_args.extend_from_slice(&POSTGRES);
+    let out = run(&apply_args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        case.sql("SELECT name || ':' || (serial > 0) FROM ds_state.state"),
+        "local:true"
+    );
+    assert!(!case.model.join(".ds/state.json").exists());
+    let mut plan_args = vec!["plan", "--detailed-exitcode"];
+    plan_args.extend_from_slice(&POSTGRES);
+    let out = run(&plan_args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = run(&["state", "list"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 50);
+
+    // The lease: another holder makes an apply fail naming it.
+    let target = || state::PostgresTarget {
+        host: pg.host.clone(),
+        port: pg.port,
+        database: case.db.name.clone(),
+        user: pg.user.clone(),
+        password: pg.password.clone(),
+        name: "local".into(),
+    };
+    let other = state::PostgresBackend::connect(target()).unwrap();
+    let holder = state::LockRequest {
+        operation: "apply".into(),
+        who: "bob@ci-runner".into(),
+        pid: 777,
+        lease: std::time::Duration::from_secs(600),
+    };
+    let guard = state::Backend::lock(&other, &holder).unwrap();
+    // (An apply with nothing to do takes no lock; forgetting a resource does.)
+    let role = case.n("postgres_role.ws_analytics_reader");
+    let out = run(&["state", "rm", &role]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("bob@ci-runner") && text(&out).contains("777"),
+        "{}",
+        text(&out)
+    );
+    drop(guard);
+
+    // Two writers that read the same state: only one wins.
+    let one = state::PostgresBackend::connect(target()).unwrap();
+    let two = state::PostgresBackend::connect(target()).unwrap();
+    let mut a = state::Backend::read(&one).unwrap().unwrap();
+    let mut b = state::Backend::read(&two).unwrap().unwrap();
+    a.remove(&role);
+    b.remove(&case.n("postgres_role.ws_directory_job_reader"));
+    state::Backend::write(&one, &mut a).unwrap();
+    let stale = state::Backend::write(&two, &mut b).unwrap_err();
+    assert!(matches!(stale, state::StateError::Stale { .. }), "{stale}");
+}

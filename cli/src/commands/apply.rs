@@ -127,13 +127,13 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
 pub(crate) fn execute(
     dir: &Path,
     model: &planner::model::Model,
-    backend: ::state::LocalBackend,
+    backend: super::StateBackend,
     document: PlanFile,
     base: ::state::State,
     parallelism: usize,
 ) -> anyhow::Result<u8> {
-    let _lock = super::lock(&backend, "apply")?;
-    let recorded = state::Backend::read(&backend)?.unwrap_or_default();
+    let _lock = super::lock(&*backend, "apply")?;
+    let recorded = state::Backend::read(&*backend)?.unwrap_or_default();
     if recorded.serial != document.bindings.serial
         || (document.bindings.lineage.is_some()
             && Some(&recorded.lineage) != document.bindings.lineage.as_ref())
@@ -157,7 +157,7 @@ pub(crate) fn execute(
                 let _ = cancel_tx.send(true);
             }
         });
-        let mut persist = |state: &mut state::State| state::Backend::write(&backend, state);
+        let mut persist = |state: &mut state::State| state::Backend::write(&*backend, state);
         planner::apply::apply(
             document,
             &mut recorded,

@@ -56,8 +56,8 @@ pub(crate) fn run(dir: &Path, args: &ImportArgs) -> anyhow::Result<u8> {
         .and_then(|c| graph.get(&c))
         .map(|c| c.attributes.clone());
     let backend = super::backend(dir, Some(&loaded.model), &args.state)?;
-    let _lock = super::lock(&backend, "import")?;
-    let mut recorded = state::Backend::read(&backend)?.unwrap_or_default();
+    let _lock = super::lock(&*backend, "import")?;
+    let mut recorded = state::Backend::read(&*backend)?.unwrap_or_default();
     if recorded.resource(&args.address).is_some() {
         bail!(
             "`{}` is already in the state: `ds state rm` it first to import it again",
@@ -83,7 +83,7 @@ pub(crate) fn run(dir: &Path, args: &ImportArgs) -> anyhow::Result<u8> {
     let mut entry = planner::plan::recorded(resource);
     entry.attributes = attributes;
     recorded.upsert(entry);
-    state::Backend::write(&backend, &mut recorded)?;
+    state::Backend::write(&*backend, &mut recorded)?;
     eprintln!(
         "Imported `{}` (state serial {}): `ds plan` shows how it differs from the model.",
         args.address, recorded.serial

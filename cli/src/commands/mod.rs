@@ -47,15 +47,19 @@ pub(crate) struct StateArgs {
     pub(crate) state: Option<PathBuf>,
 }
 
+/// A state backend, whichever kind.
+pub(crate) type StateBackend = Box<dyn ::state::Backend>;
+
 /// The state backend: `--state FILE`, else the first platform (by name) with a `state` setting, else the
-/// local default `.ds/state.json`, paths relative to the model directory.
+/// local default `.ds/state.json`, paths relative to the model directory. The `postgres` backend keeps the
+/// state in the platform's merge database, named after the platform.
 pub(crate) fn backend(
     dir: &Path,
     model: Option<&Model>,
     args: &StateArgs,
-) -> anyhow::Result<::state::LocalBackend> {
+) -> anyhow::Result<StateBackend> {
     if let Some(path) = &args.state {
-        return Ok(::state::LocalBackend::new(path.clone()));
+        return Ok(Box::new(::state::LocalBackend::new(path.clone())));
     }
     let mut platforms: Vec<&planner::model::Platform> = model
         .map(|m| m.platforms.iter().collect())
@@ -65,7 +69,9 @@ pub(crate) fn backend(
         .iter()
         .find_map(|p| p.state.as_ref().map(|s| (p, s)));
     let Some((platform, setting)) = setting else {
-        return Ok(::state::LocalBackend::new(dir.join(".ds/state.json")));
+        return Ok(Box::new(::state::LocalBackend::new(
+            dir.join(".ds/state.json"),
+        )));
     };
     let kind = setting
         .backend
@@ -77,7 +83,38 @@ pub(crate) fn backend(
                 .path
                 .as_ref()
                 .map_or(".ds/state.json", |p| p.value.as_str());
-            Ok(::state::LocalBackend::new(dir.join(path)))
+            Ok(Box::new(::state::LocalBackend::new(dir.join(path))))
+        }
+        "postgres" => {
+            let Some(db) = &platform.merge_db else {
+                bail!(
+                    "platform `{}` keeps state in postgres but has no merge_db",
+                    platform.name.value
+                );
+            };
+            let text = |v: &Option<planner::model::Spanned<String>>| {
+                v.as_ref().map_or(String::new(), |v| v.value.clone())
+            };
+            let credential_name = text(&db.credential);
+            let credential = providers::live::Credentials::resolve(
+                &crate::credentials::source(model.expect("a platform comes from a model"), dir),
+                &credential_name,
+            )
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "the state of platform `{}` is in its merge database: {why}",
+                    platform.name.value
+                )
+            })?;
+            let target = ::state::PostgresTarget {
+                host: text(&db.host),
+                port: db.port.as_ref().map_or(5432, |p| p.value),
+                database: text(&db.database),
+                user: credential.user,
+                password: credential.password.expose().to_string(),
+                name: platform.name.value.clone(),
+            };
+            Ok(Box::new(::state::PostgresBackend::connect(target)?))
         }
         other => bail!(
             "platform `{}` keeps state in the `{other}` backend, which this ds cannot use yet: pass `--state FILE` to use a local state file",
@@ -88,10 +125,7 @@ pub(crate) fn backend(
 
 /// Reads the model's state backend without a model (for `ds state` and `ds show`): the model is read when
 /// it is valid, to find the backend it names.
-pub(crate) fn backend_for_dir(
-    dir: &Path,
-    args: &StateArgs,
-) -> anyhow::Result<::state::LocalBackend> {
+pub(crate) fn backend_for_dir(dir: &Path, args: &StateArgs) -> anyhow::Result<StateBackend> {
     if args.state.is_some() {
         return backend(dir, None, args);
     }
@@ -111,10 +145,9 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Locks the state for `operation`. A lock left by a process of this machine that is gone (killed, say) is
 /// taken over at once rather than after its lease: the pid it names no longer runs here.
 pub(crate) fn lock(
-    backend: &::state::LocalBackend,
+    backend: &dyn ::state::Backend,
     operation: &str,
 ) -> anyhow::Result<::state::LockGuard> {
-    use ::state::Backend;
     let request = lock_request(operation);
     match backend.lock(&request) {
         Err(::state::StateError::Locked { info, .. })

@@ -78,7 +78,7 @@ pub(crate) fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<Stri
 /// What a plan was made from, kept for `ds apply`.
 pub(crate) struct Made {
     pub(crate) loaded: super::Loaded,
-    pub(crate) backend: ::state::LocalBackend,
+    pub(crate) backend: super::StateBackend,
     pub(crate) document: PlanFile,
     /// The state the plan was made against: the recorded one, refreshed when asked.
     pub(crate) base: ::state::State,
@@ -100,7 +100,7 @@ pub(crate) fn make(
         );
     }
     let backend = super::backend(dir, Some(&loaded.model), state_args)?;
-    let recorded = state::Backend::read(&backend)?;
+    let recorded = state::Backend::read(&*backend)?;
     let bindings = Bindings {
         lineage: recorded.as_ref().map(|s| s.lineage.clone()),
         serial: recorded.as_ref().map_or(0, |s| s.serial),
@@ -180,10 +180,10 @@ pub(crate) fn show(dir: &Path, args: &ShowArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let backend = super::backend_for_dir(dir, &args.state)?;
-    let Some(recorded) = state::Backend::read(&backend)? else {
+    let Some(recorded) = state::Backend::read(&*backend)? else {
         eprintln!(
             "No state yet at {}: nothing has been applied.",
-            state::Backend::describe(&backend)
+            state::Backend::describe(&*backend)
         );
         return Ok(EXIT_OK);
     };
@@ -192,7 +192,7 @@ pub(crate) fn show(dir: &Path, args: &ShowArgs) -> anyhow::Result<u8> {
         _ => {
             let mut out = format!(
                 "State at {} (serial {}, lineage {}): {} resources\n",
-                state::Backend::describe(&backend),
+                state::Backend::describe(&*backend),
                 recorded.serial,
                 recorded.lineage,
                 recorded.resources.len()

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use anyhow::bail;
 use clap::Subcommand;
-use state::Backend;
 
 use super::StateArgs;
 use crate::{EXIT_ERROR, EXIT_OK, write_stdout};
@@ -88,7 +87,7 @@ pub(crate) fn run(dir: &Path, command: &StateCommand) -> anyhow::Result<u8> {
         }
         StateCommand::Rm { addresses, state } => {
             let backend = super::backend_for_dir(dir, state)?;
-            let _lock = super::lock(&backend, "state rm")?;
+            let _lock = super::lock(&*backend, "state rm")?;
             let Some(mut recorded) = backend.read()? else {
                 bail!("there is no state at {}", backend.describe());
             };
