@@ -710,3 +710,111 @@ fn state_in_postgres_applies_locks_and_refuses_stale_writes() {
     let stale = state::Backend::write(&two, &mut b).unwrap_err();
     assert!(matches!(stale, state::StateError::Stale { .. }), "{stale}");
 }
+
+#[test]
+fn removing_a_workspace_deletes_its_objects_and_a_forced_replace_rebuilds_a_table() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "lifecycle");
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Delete: the transformer workspace leaves the model; its schema, views, role and grants go, in reverse
+    // dependency order.
+    let team = case.model.join("team_shop.ds.hcl");
+    let text_before = std::fs::read_to_string(&team).unwrap();
+    let start = text_before
+        .find(&format!("  workspace \"directory_job_{}\"", case.prefix))
+        .unwrap();
+    let end = text_before[start..].find("\n  }\n").unwrap() + start + "\n  }\n".len();
+    std::fs::write(
+        &team,
+        format!("{}{}", &text_before[..start], &text_before[end..]),
+    )
+    .unwrap();
+    // Its output store is still consumed by `analytics`: keep the model valid by dropping that sink too.
+    let text_now = std::fs::read_to_string(&team).unwrap();
+    let sink = text_now
+        .lines()
+        .find(|l| l.contains("sink \"directory\""))
+        .map(str::to_string);
+    if let Some(sink) = sink {
+        std::fs::write(&team, text_now.replace(&format!("{sink}\n"), "")).unwrap();
+    }
+    // The transformer's output store goes too: its tables hold data, so the apply is refused until allowed.
+    let refused = apply(&case, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("would destroy data in 2 protected resource(s)"),
+        "{}",
+        text(&refused)
+    );
+    let out = apply(
+        &case,
+        &[
+            "--allow-destroy",
+            "postgres_table.zero_live.directory__customer_directory__merge",
+            "--allow-destroy",
+            "postgres_table.zero_live.directory__customer_directory__staging",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("- deleted"), "{}", text(&out));
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'ws_directory_job'"),
+        "0"
+    );
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'ws_directory_job_reader'"),
+        "0"
+    );
+    // Replace: forced, and allowed for this protected table only; it is rebuilt empty, its view with it.
+    let table = "zero_live.customer_db__customers__merge";
+    let first = case.sql(&format!(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema || '.' || table_name = '{table}' ORDER BY ordinal_position LIMIT 1"
+    ));
+    let address = format!("postgres_table.{table}");
+    let refused = apply(&case, &["--replace", &address]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let out = apply(&case, &["--replace", &address, "--allow-destroy", &address]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("-/+ replaced {address}")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        case.sql(&format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema || '.' || table_name = '{table}' ORDER BY ordinal_position LIMIT 1"
+        )),
+        first
+    );
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_views WHERE schemaname = 'ws_analytics' AND viewname = 'live__customer_db__customers'"),
+        "1"
+    );
+    let out = plan(&case);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn postgres_down_is_a_clear_error_naming_the_endpoint() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "down");
+    edit(
+        &case.model,
+        "ecosystem.ds.hcl",
+        &format!("port       = {}", pg.port),
+        "port       = 1",
+    );
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains(&format!("postgres://127.0.0.1:1/{}", case.db.name)),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&pg.password),
+        "the password leaked: {message}"
+    );
+    assert!(!case.state.exists(), "the state was written");
+}
