@@ -818,3 +818,44 @@ fn postgres_down_is_a_clear_error_naming_the_endpoint() {
     );
     assert!(!case.state.exists(), "the state was written");
 }
+
+#[test]
+fn reconcile_with_an_interval_reports_once_a_pass_until_stopped() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "interval");
+    assert_eq!(apply(&case, &[]).status.code(), Some(0));
+    let mut args: Vec<String> = vec![
+        "reconcile".into(),
+        "--dry-run".into(),
+        "--interval".into(),
+        "1s".into(),
+    ];
+    args.extend(POSTGRES.iter().map(|s| s.to_string()));
+    args.extend([
+        "-C".into(),
+        case.model.display().to_string(),
+        "--state".into(),
+        case.state.display().to_string(),
+    ]);
+    let mut child = Command::new(tests::ds_binary())
+        .args(&args)
+        .env("NO_COLOR", "1")
+        .env("MERGE_RW_USER", &pg.user)
+        .env("MERGE_RW_PASSWORD", &pg.password)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let passes = stdout
+        .matches("No changes. The real systems match the model")
+        .count();
+    assert!(passes >= 2, "{passes} passes in 2.6 s: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Next pass in 1s"));
+    let bad = ds(&case, &["reconcile", "--interval", "soon"], &pg.password);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad).contains("--interval `soon`"), "{}", text(&bad));
+}
