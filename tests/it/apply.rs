@@ -859,3 +859,63 @@ fn reconcile_with_an_interval_reports_once_a_pass_until_stopped() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad).contains("--interval `soon`"), "{}", text(&bad));
 }
+
+#[test]
+fn ctrl_c_stops_new_work_waits_for_what_runs_and_saves_the_state() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = generated(pg, "sigint");
+    let mut args: Vec<String> = vec!["apply".into(), "--auto-approve".into()];
+    args.extend(POSTGRES.iter().map(|s| s.to_string()));
+    args.extend([
+        "-C".into(),
+        case.model.display().to_string(),
+        "--state".into(),
+        case.state.display().to_string(),
+    ]);
+    let child = Command::new(tests::ds_binary())
+        .args(&args)
+        .env("NO_COLOR", "1")
+        .env("MERGE_RW_USER", &pg.user)
+        .env("MERGE_RW_PASSWORD", &pg.password)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !case.state.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Interrupted: waiting for the changes in flight"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Apply cancelled"), "{stderr}");
+    // The state holds everything that finished, and the lock is released: the next apply needs no takeover.
+    let recorded = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
+        .unwrap()
+        .unwrap();
+    assert!(
+        !recorded.resources.is_empty() && recorded.resources.len() < 1004,
+        "{}",
+        recorded.resources.len()
+    );
+    let out = apply(&case, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !text(&out).contains("Taking over the lock"),
+        "{}",
+        text(&out)
+    );
+    let done = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.resources.len(), 1004);
+}
