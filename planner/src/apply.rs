@@ -81,6 +81,14 @@ pub enum ApplyError {
         /// The types.
         kinds: Vec<String>,
     },
+    /// A change's attributes do not have its kind's shape (a hand-edited plan file, say).
+    #[error("`{address}` cannot be applied: {reason}")]
+    Invalid {
+        /// The resource.
+        address: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 struct Item {
@@ -93,7 +101,8 @@ struct Item {
     dependencies: Vec<String>,
 }
 
-/// Checks that every change of a plan can be applied by a provider.
+/// Checks that every change of a plan can be applied by a provider, and that its attributes have their
+/// kind's typed shape (pure: nothing is changed before every change passes).
 pub fn check_supported(plan: &PlanFile) -> Result<(), ApplyError> {
     let mut kinds: Vec<String> = plan
         .changes
@@ -103,11 +112,19 @@ pub fn check_supported(plan: &PlanFile) -> Result<(), ApplyError> {
         .collect();
     kinds.sort();
     kinds.dedup();
-    if kinds.is_empty() {
-        Ok(())
-    } else {
-        Err(ApplyError::Unsupported { kinds })
+    if !kinds.is_empty() {
+        return Err(ApplyError::Unsupported { kinds });
     }
+    for change in &plan.changes {
+        let kind = providers::kind(&change.kind).expect("checked above");
+        if let Some(after) = &change.after {
+            kind.validate(after).map_err(|reason| ApplyError::Invalid {
+                address: change.address.clone(),
+                reason,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies `plan`, recording results in `state` and calling `persist` to write it (at most once a second,

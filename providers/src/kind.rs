@@ -108,6 +108,12 @@ pub trait ResourceKind: Sync {
         let _ = address;
         None
     }
+    /// Pure: checks that attributes have this kind's shape (its typed config parses), so that a malformed
+    /// plan file or state is refused before anything is changed. The message says what is wrong.
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        let _ = attributes;
+        Ok(())
+    }
     /// The IO half, when a provider can act on this kind yet.
     fn live(&self) -> Option<&dyn crate::live::Live> {
         None

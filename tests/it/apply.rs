@@ -919,3 +919,37 @@ fn ctrl_c_stops_new_work_waits_for_what_runs_and_saves_the_state() {
         .unwrap();
     assert_eq!(done.resources.len(), 1004);
 }
+
+#[test]
+fn a_hand_edited_plan_with_malformed_attributes_is_refused_before_any_change() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "edited");
+    let plan_file = case.state.with_file_name("plan.json");
+    let mut args = vec!["plan", "--out", plan_file.to_str().unwrap()];
+    args.extend_from_slice(&POSTGRES);
+    assert_eq!(ds(&case, &args, &pg.password).status.code(), Some(0));
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let table = saved["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["type"] == "postgres_table")
+        .unwrap();
+    table["after"]["columns"] = serde_json::json!("id intger not null");
+    let address = table["address"].as_str().unwrap().to_string();
+    std::fs::write(&plan_file, serde_json::to_vec(&saved).unwrap()).unwrap();
+    let out = ds(&case, &["apply", plan_file.to_str().unwrap()], &pg.password);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "`{address}` cannot be applied: column `id intger not null` has no known type"
+        )),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        case.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'zero_%'"),
+        "0"
+    );
+}

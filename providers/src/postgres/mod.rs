@@ -2,6 +2,74 @@
 
 pub mod live;
 
+use serde::Deserialize;
+
+/// The typed attributes of a `postgres_schema` or `postgres_role`: where it lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Placed {
+    /// `host:port/database`.
+    pub database: String,
+    /// The credential name.
+    pub credential: String,
+    /// The object's name.
+    pub name: String,
+    /// The platform (schemas).
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Whether the role may log in (roles; always false).
+    #[serde(default)]
+    pub login: Option<bool>,
+}
+
+/// The typed attributes of a `postgres_table`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// `control`, `staging`, `merge_live`, `merge_forensic` or `landing`.
+    pub role: String,
+    /// `"<name> <type>[ not null], ..."`.
+    pub columns: String,
+    /// Key columns.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+}
+
+/// The typed attributes of a `postgres_view`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewConfig {
+    /// The `SELECT`.
+    pub definition: String,
+}
+
+/// The typed attributes of a `postgres_grant`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// `USAGE`, `SELECT`, ...
+    pub privileges: Vec<String>,
+}
+
+fn typed<T: for<'de> Deserialize<'de>>(attributes: &Value) -> Result<T, String> {
+    T::deserialize(attributes).map_err(|e| e.to_string())
+}
+
+fn validate_table(attributes: &Value) -> Result<(), String> {
+    let config: TableConfig = typed(attributes)?;
+    if system_columns(&config.role).is_empty() && config.role != "control" {
+        return Err(format!("unknown table role `{}`", config.role));
+    }
+    for column in config.columns.split(", ").filter(|c| !c.is_empty()) {
+        let parsed = Column::parse(column)
+            .ok_or_else(|| format!("column `{column}` is not `<name> <type>`"))?;
+        if parsed.ty.is_none() {
+            return Err(format!("column `{column}` has no known type"));
+        }
+    }
+    Ok(())
+}
+
 use serde_json::{Map, Value};
 
 use crate::kind::{
@@ -15,6 +83,9 @@ pub struct Schema;
 impl ResourceKind for Schema {
     fn name(&self) -> &'static str {
         "postgres_schema"
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        typed::<Placed>(attributes).map(|_| ())
     }
     fn live(&self) -> Option<&dyn crate::live::Live> {
         Some(&live::SchemaLive)
@@ -44,6 +115,9 @@ pub struct Table;
 impl ResourceKind for Table {
     fn name(&self) -> &'static str {
         "postgres_table"
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        validate_table(attributes)
     }
     fn live(&self) -> Option<&dyn crate::live::Live> {
         Some(&live::TableLive)
@@ -231,6 +305,9 @@ impl ResourceKind for View {
     fn name(&self) -> &'static str {
         "postgres_view"
     }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        typed::<ViewConfig>(attributes).map(|_| ())
+    }
     fn live(&self) -> Option<&dyn crate::live::Live> {
         Some(&live::ViewLive)
     }
@@ -248,6 +325,9 @@ pub struct Role;
 impl ResourceKind for Role {
     fn name(&self) -> &'static str {
         "postgres_role"
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        typed::<Placed>(attributes).map(|_| ())
     }
     fn live(&self) -> Option<&dyn crate::live::Live> {
         Some(&live::RoleLive)
@@ -267,6 +347,9 @@ pub struct Grant;
 impl ResourceKind for Grant {
     fn name(&self) -> &'static str {
         "postgres_grant"
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        typed::<GrantConfig>(attributes).map(|_| ())
     }
     fn live(&self) -> Option<&dyn crate::live::Live> {
         Some(&live::GrantLive)
@@ -333,5 +416,40 @@ mod tests {
         let mut other_key = table(old.clone());
         other_key["primary_key"] = json!(["v"]);
         assert_eq!(Table.plan(&other_key, &table(old)).action, Action::Replace);
+    }
+
+    #[test]
+    fn typed_attributes_are_validated() {
+        assert!(Table.validate(&table(json!("id integer not null"))).is_ok());
+        assert!(
+            Table
+                .validate(&json!({"role": "merge_live", "columns": "id integer", "colour": 1}))
+                .is_err()
+        );
+        assert!(
+            Table
+                .validate(&json!({"role": "merge_live", "columns": "id intger"}))
+                .is_err()
+        );
+        assert!(
+            Table
+                .validate(&json!({"role": "sideways", "columns": "id integer"}))
+                .is_err()
+        );
+        assert!(View.validate(&json!({"definition": "SELECT 1"})).is_ok());
+        assert!(View.validate(&json!({"definition": 1})).is_err());
+        assert!(Grant.validate(&json!({"privileges": ["SELECT"]})).is_ok());
+        assert!(
+            Schema
+                .validate(
+                    &json!({"database": "h:1/d", "credential": "c", "name": "s", "platform": "p"})
+                )
+                .is_ok()
+        );
+        assert!(
+            Schema
+                .validate(&json!({"database": "h:1/d", "name": "s"}))
+                .is_err()
+        );
     }
 }
