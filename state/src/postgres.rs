@@ -124,30 +124,7 @@ impl PostgresBackend {
         what: &'static str,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StateError> {
-        let (tx, rx) = mpsc::channel();
-        let job: Job = Box::new(move |client| {
-            let _ = tx.send(f(client));
-        });
-        self.jobs
-            .lock()
-            .map_err(|_| io_error(&self.display, what, std::io::Error::other("poisoned")))?
-            .send(job)
-            .map_err(|_| {
-                io_error(
-                    &self.display,
-                    what,
-                    std::io::Error::other("the connection thread ended"),
-                )
-            })?;
-        rx.recv()
-            .map_err(|_| {
-                io_error(
-                    &self.display,
-                    what,
-                    std::io::Error::other("the connection thread ended"),
-                )
-            })?
-            .map_err(|e| io_error(&self.display, what, std::io::Error::other(describe(&e))))
+        call(&self.display, &self.jobs, what, f)
     }
 
     fn name(&self) -> String {
@@ -172,6 +149,33 @@ impl PostgresBackend {
             }
         }
     }
+}
+
+/// Hands `f` to the connection's thread and waits for its result.
+fn call<T: Send + 'static>(
+    display: &str,
+    jobs: &Mutex<mpsc::Sender<Job>>,
+    what: &'static str,
+    f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
+) -> Result<T, StateError> {
+    let gone = || {
+        io_error(
+            display,
+            what,
+            std::io::Error::other("the connection thread ended"),
+        )
+    };
+    let (tx, rx) = mpsc::channel();
+    let job: Job = Box::new(move |client| {
+        let _ = tx.send(f(client));
+    });
+    jobs.lock()
+        .map_err(|_| gone())?
+        .send(job)
+        .map_err(|_| gone())?;
+    rx.recv()
+        .map_err(|_| gone())?
+        .map_err(|e| io_error(display, what, std::io::Error::other(describe(&e))))
 }
 
 fn describe(error: &postgres::Error) -> String {
@@ -202,31 +206,7 @@ impl PgLease {
         what: &'static str,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StateError> {
-        let (tx, rx) = mpsc::channel();
-        let job: Job = Box::new(move |client| {
-            let _ = tx.send(f(client));
-        });
-        let display = self.display.clone();
-        self.jobs
-            .lock()
-            .map_err(|_| io_error(&display, what, std::io::Error::other("poisoned")))?
-            .send(job)
-            .map_err(|_| {
-                io_error(
-                    &display,
-                    what,
-                    std::io::Error::other("the connection thread ended"),
-                )
-            })?;
-        rx.recv()
-            .map_err(|_| {
-                io_error(
-                    &display,
-                    what,
-                    std::io::Error::other("the connection thread ended"),
-                )
-            })?
-            .map_err(|e| io_error(&display, what, std::io::Error::other(describe(&e))))
+        call(&self.display, &self.jobs, what, f)
     }
 }
 

@@ -457,10 +457,8 @@ fn generated(pg: &'static Postgres, prefix: &str) -> Case {
     }
 }
 
-#[test]
-fn an_apply_killed_part_way_leaves_a_readable_state_and_the_next_apply_converges() {
-    let Some(pg) = tests::postgres() else { return };
-    let case = generated(pg, "crash");
+/// Starts `ds apply` of the case's Postgres part in the background.
+fn spawn_apply(case: &Case, stderr: std::process::Stdio) -> std::process::Child {
     let mut args: Vec<String> = vec!["apply".into(), "--auto-approve".into()];
     args.extend(POSTGRES.iter().map(|s| s.to_string()));
     args.extend([
@@ -469,19 +467,32 @@ fn an_apply_killed_part_way_leaves_a_readable_state_and_the_next_apply_converges
         "--state".into(),
         case.state.display().to_string(),
     ]);
-    let mut child = Command::new(tests::ds_binary())
+    Command::new(tests::ds_binary())
         .args(&args)
-        .env("MERGE_RW_USER", &pg.user)
-        .env("MERGE_RW_PASSWORD", &pg.password)
+        .env("NO_COLOR", "1")
+        .env("MERGE_RW_USER", &case.db.pg.user)
+        .env("MERGE_RW_PASSWORD", &case.db.pg.password)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
-    // Kill it once it has recorded some resources, before it is done.
+        .unwrap()
+}
+
+/// Waits until the apply has recorded its first resources.
+fn wait_for_state(case: &Case) {
     let started = std::time::Instant::now();
     while !case.state.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn an_apply_killed_part_way_leaves_a_readable_state_and_the_next_apply_converges() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = generated(pg, "crash");
+    let mut child = spawn_apply(&case, std::process::Stdio::null());
+    // Kill it once it has recorded some resources, before it is done.
+    wait_for_state(&case);
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success(), "the apply finished before it was killed");
@@ -864,27 +875,8 @@ fn reconcile_with_an_interval_reports_once_a_pass_until_stopped() {
 fn ctrl_c_stops_new_work_waits_for_what_runs_and_saves_the_state() {
     let Some(pg) = tests::postgres() else { return };
     let case = generated(pg, "sigint");
-    let mut args: Vec<String> = vec!["apply".into(), "--auto-approve".into()];
-    args.extend(POSTGRES.iter().map(|s| s.to_string()));
-    args.extend([
-        "-C".into(),
-        case.model.display().to_string(),
-        "--state".into(),
-        case.state.display().to_string(),
-    ]);
-    let child = Command::new(tests::ds_binary())
-        .args(&args)
-        .env("NO_COLOR", "1")
-        .env("MERGE_RW_USER", &pg.user)
-        .env("MERGE_RW_PASSWORD", &pg.password)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !case.state.exists() && started.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = spawn_apply(&case, std::process::Stdio::piped());
+    wait_for_state(&case);
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -315,6 +315,26 @@ fn target_of(change: &Change<'_>, own: bool) -> Option<Target> {
     }
 }
 
+/// The read of an object whose only attribute Postgres can tell is that it exists (a schema, a role): the
+/// recorded attributes while `query` (which takes the name) finds a row, `None` when it does not.
+async fn read_exists(
+    ctx: &Ctx,
+    address: &str,
+    prior: &Value,
+    query: &'static str,
+) -> Result<Option<Value>, ProviderError> {
+    let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
+    let op = Op {
+        ctx,
+        address,
+        operation: "read",
+        target,
+    };
+    let name = segments(address).join(".");
+    let exists = op.exists(query, &[&name]).await?;
+    Ok(exists.then(|| prior.clone()))
+}
+
 // ---- schemas ----
 
 /// `postgres_schema`'s IO.
@@ -328,20 +348,12 @@ impl Live for SchemaLive {
         prior: &'a Value,
         _container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
-        Box::pin(async move {
-            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
-            let name = segments(address).join(".");
-            let exists = op
-                .exists("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&name])
-                .await?;
-            Ok(exists.then(|| prior.clone()))
-        })
+        Box::pin(read_exists(
+            ctx,
+            address,
+            prior,
+            "SELECT 1 FROM pg_namespace WHERE nspname = $1",
+        ))
     }
 
     fn apply<'a>(
@@ -841,20 +853,12 @@ impl Live for RoleLive {
         prior: &'a Value,
         _container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
-        Box::pin(async move {
-            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
-            let name = segments(address).join(".");
-            let exists = op
-                .exists("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-                .await?;
-            Ok(exists.then(|| prior.clone()))
-        })
+        Box::pin(read_exists(
+            ctx,
+            address,
+            prior,
+            "SELECT 1 FROM pg_roles WHERE rolname = $1",
+        ))
     }
 
     fn apply<'a>(
