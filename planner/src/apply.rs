@@ -276,21 +276,12 @@ pub async fn apply(
                         state.remove(&item.address);
                     }
                     (_, Some(attributes)) => {
-                        let container = item.kind.container(&item.address);
-                        state.upsert(state::ResourceState {
-                            address: item.address.clone(),
-                            kind: item.kind.name().to_string(),
-                            provider: item.kind.provider().to_string(),
-                            schema_version: item.kind.schema_version(),
+                        state.upsert(crate::plan::record(
+                            &item.address,
+                            item.kind,
                             attributes,
-                            dependencies: item
-                                .dependencies
-                                .iter()
-                                .filter(|d| Some(d.as_str()) != container.as_deref())
-                                .cloned()
-                                .collect(),
-                            secret_fingerprints: Default::default(),
-                        });
+                            &item.dependencies,
+                        ));
                     }
                 }
                 dirty = true;

@@ -450,17 +450,31 @@ fn selection<'a>(graph: &'a Graph, prior: &'a state::State, options: &Options) -
 }
 
 /// What the state records for a resource once it exists as desired (what apply writes after creating or
-/// updating it). The dependency on the resource's container, which its address names, is not repeated.
+/// updating it).
 pub fn recorded(resource: &crate::compile::Resource) -> state::ResourceState {
-    let container = resource.kind.container(&resource.address);
+    record(
+        &resource.address,
+        resource.kind,
+        resource.attributes.clone(),
+        &resource.dependencies,
+    )
+}
+
+/// A state entry: the dependency on the resource's container, which its address names, is not repeated.
+pub fn record(
+    address: &str,
+    kind: &dyn providers::ResourceKind,
+    attributes: Value,
+    dependencies: &[String],
+) -> state::ResourceState {
+    let container = kind.container(address);
     state::ResourceState {
-        address: resource.address.clone(),
-        kind: resource.kind.name().to_string(),
-        provider: resource.kind.provider().to_string(),
-        schema_version: resource.kind.schema_version(),
-        attributes: resource.attributes.clone(),
-        dependencies: resource
-            .dependencies
+        address: address.to_string(),
+        kind: kind.name().to_string(),
+        provider: kind.provider().to_string(),
+        schema_version: kind.schema_version(),
+        attributes,
+        dependencies: dependencies
             .iter()
             .filter(|d| Some(d.as_str()) != container.as_deref())
             .cloned()

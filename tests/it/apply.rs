@@ -75,6 +75,10 @@ fn quickstart(pg: &'static Postgres, prefix: &str) -> Case {
     std::fs::create_dir(&model).unwrap();
     for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
         let path = entry.unwrap().path();
+        // Only the model files: a user's local `.ds/` state directory may sit beside them.
+        if !path.to_string_lossy().ends_with(".ds.hcl") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         // Roles are cluster-wide: this test's workspaces (and so their reader roles) get names of their own.
         let text = text

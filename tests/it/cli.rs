@@ -198,7 +198,9 @@ fn hidden_directories_and_other_files_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(example("quickstart")).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
     }
     std::fs::create_dir(dir.path().join(".git")).unwrap();
     std::fs::write(dir.path().join(".git/broken.ds.hcl"), "{{{").unwrap();
