@@ -121,11 +121,6 @@ codes! {
     MISSING_MERGE_DB = "DS1806", Error, rule 18, "a platform without a merge_db";
 }
 
-/// Looks a code up by its text (`DS0203`).
-pub fn find(code: &str) -> Option<&'static Code> {
-    ALL.iter().find(|c| c.code == code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

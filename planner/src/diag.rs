@@ -152,11 +152,6 @@ impl Diagnostics {
             ))
         });
     }
-
-    /// Takes the diagnostics out.
-    pub fn into_vec(self) -> Vec<Diagnostic> {
-        self.items
-    }
 }
 
 impl<'a> IntoIterator for &'a Diagnostics {

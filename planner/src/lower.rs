@@ -315,21 +315,10 @@ impl<'a> Cx<'a> {
                     if self.duplicate(&key_span, &fields.what, &codes::DUPLICATE_ATTRIBUTE) {
                         continue;
                     }
+                    // A repeated attribute never gets here: the parser refuses it, and `parse` reports it
+                    // as a `Duplicate` (see `duplicate` above).
                     if attrs.contains(&key) {
-                        if let Some(first) = fields.attr(key) {
-                            let first_span = self.span(&first.key);
-                            self.report(
-                                Diagnostic::new(
-                                    &codes::DUPLICATE_ATTRIBUTE,
-                                    self.span(&attr.key),
-                                    format!("attribute `{key}` is set twice in {}", fields.what),
-                                )
-                                .with_label(first_span, "first set here")
-                                .with_help("remove one of them"),
-                            );
-                        } else {
-                            fields.attrs.push(attr);
-                        }
+                        fields.attrs.push(attr);
                     } else if blocks.contains(&key) {
                         self.report(
                             Diagnostic::new(

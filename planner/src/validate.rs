@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use crate::codes::{self, Code};
-use crate::diag::{Diagnostic, Diagnostics, Severity, Span};
+use crate::diag::{Diagnostic, Diagnostics, Span};
 use crate::model::*;
 use crate::names::{NameProblem, check_identifier, did_you_mean};
 use crate::source::FileId;
@@ -2012,11 +2012,6 @@ fn policy_accepts(policy: &Policy, matches: impl Fn(&str) -> bool) -> bool {
 /// Whether location `loc` is `area` or inside it (`Acme:USA/NY` is within `Acme:USA`).
 fn location_within(loc: &str, area: &str) -> bool {
     loc == area || (loc.starts_with(area) && (loc.as_bytes().get(area.len()) == Some(&b'/')))
-}
-
-/// Severity helper for callers that filter.
-pub fn is_error(d: &Diagnostic) -> bool {
-    d.severity == Severity::Error
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use tokio_postgres::{Client, NoTls};
 
 use super::{Column, system_columns};
 use crate::Action;
-use crate::kind::first_segment;
 use crate::live::{BoxFuture, Change, Ctx, Live, ProviderError};
 use crate::types::ColumnType;
 
@@ -1037,9 +1036,4 @@ impl Live for GrantLive {
             Ok(change.desired.cloned())
         })
     }
-}
-
-/// The first segment of an address, for callers that need a table's schema.
-pub fn schema_of(address: &str) -> Option<&str> {
-    first_segment(address)
 }

@@ -73,7 +73,7 @@ fn validate_table(attributes: &Value) -> Result<(), String> {
 use serde_json::{Map, Value};
 
 use crate::kind::{
-    Action, AttributeChange, Planned, ResourceKind, action_of, change, diff_values, first_segment,
+    AttributeChange, Planned, ResourceKind, action_of, change, diff_values, first_segment,
 };
 use crate::types::ColumnType;
 
@@ -362,14 +362,10 @@ impl ResourceKind for Grant {
     }
 }
 
-/// Whether a planned table change only adds to or widens the table (what `ds` applies in place).
-pub fn is_in_place(planned: &Planned) -> bool {
-    planned.action == Action::Update
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Action;
     use serde_json::json;
 
     fn table(columns: Value) -> Value {
