@@ -271,6 +271,11 @@ impl Op<'_> {
         tx.commit().await.map_err(|e| self.db(e))
     }
 
+    /// Runs statements in one transaction, with the provider's retry policy.
+    async fn run(&self, statements: &[String]) -> Result<(), ProviderError> {
+        with_retry(|| Box::pin(self.transaction(statements))).await
+    }
+
     async fn exists(
         &self,
         query: &str,
@@ -370,23 +375,11 @@ impl Live for SchemaLive {
                 target,
             };
             let name = ident(&segments(change.address).join("."));
-            with_retry(|| {
-                let op = &op;
-                let name = &name;
-                Box::pin(async move {
-                    match change.action {
-                        Action::Delete => {
-                            op.transaction(&[format!("DROP SCHEMA IF EXISTS {name}")])
-                                .await
-                        }
-                        _ => {
-                            op.transaction(&[format!("CREATE SCHEMA IF NOT EXISTS {name}")])
-                                .await
-                        }
-                    }
-                })
-            })
-            .await?;
+            let statement = match change.action {
+                Action::Delete => format!("DROP SCHEMA IF EXISTS {name}"),
+                _ => format!("CREATE SCHEMA IF NOT EXISTS {name}"),
+            };
+            op.run(&[statement]).await?;
             Ok(change.desired.cloned())
         })
     }
@@ -652,12 +645,7 @@ impl Live for TableLive {
                 (_, Some(desired), _) => create_table_sql(schema, &name, desired),
                 _ => Vec::new(),
             };
-            with_retry(|| {
-                let op = &op;
-                let statements = &statements;
-                Box::pin(async move { op.transaction(statements).await })
-            })
-            .await?;
+            op.run(&statements).await?;
             Ok(change.desired.cloned())
         })
     }
@@ -885,11 +873,7 @@ impl Live for RoleLive {
                     ident(&name)
                 )
             };
-            with_retry(|| {
-                let (op, statement) = (&op, &statement);
-                Box::pin(async move { op.transaction(std::slice::from_ref(statement)).await })
-            })
-            .await?;
+            op.run(std::slice::from_ref(&statement)).await?;
             Ok(change.desired.cloned())
         })
     }
@@ -1024,12 +1008,7 @@ impl Live for GrantLive {
                         || e.message.contains("(SQLSTATE 3F000)")
                         || e.message.contains("(SQLSTATE 42704)"))
             };
-            match with_retry(|| {
-                let (op, statements) = (&op, &statements);
-                Box::pin(async move { op.transaction(statements).await })
-            })
-            .await
-            {
+            match op.run(&statements).await {
                 Err(e) if gone(&e) => {}
                 other => other?,
             }
