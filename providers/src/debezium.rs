@@ -11,6 +11,9 @@ impl ResourceKind for Publication {
     fn name(&self) -> &'static str {
         "debezium_publication"
     }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&crate::postgres::live::PublicationLive)
+    }
     fn provider(&self) -> &'static str {
         "debezium"
     }
@@ -26,6 +29,9 @@ pub struct Slot;
 impl ResourceKind for Slot {
     fn name(&self) -> &'static str {
         "debezium_slot"
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&crate::postgres::live::SlotLive)
     }
     fn provider(&self) -> &'static str {
         "debezium"

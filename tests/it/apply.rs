@@ -587,7 +587,7 @@ fn apply_asks_and_without_a_terminal_refuses_unless_auto_approved() {
     let out = ds(&case, &["apply", "--auto-approve"], &pg.password);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("no provider can apply `debezium_publication`"),
+        text(&out).contains("no provider can apply `debezium_sink`"),
         "{}",
         text(&out)
     );
@@ -946,6 +946,117 @@ fn a_hand_edited_plan_with_malformed_attributes_is_refused_before_any_change() {
     );
     assert_eq!(
         case.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'zero_%'"),
+        "0"
+    );
+}
+
+#[test]
+fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = quickstart(pg, "cdcsrc");
+    // The producer's database, with the tables the cdc store captures.
+    let source = pg.database("shop");
+    source.sql("CREATE TABLE public.customers (id integer PRIMARY KEY); CREATE TABLE public.addresses (id integer PRIMARY KEY)");
+    edit(
+        &case.model,
+        "team_shop.ds.hcl",
+        &format!("port     = {}\n          database = \"shop\"", 55432),
+        &format!(
+            "port     = {}\n          database = \"{}\"",
+            pg.port, source.name
+        ),
+    );
+    let slot_name = "ds_customer_db";
+    let kinds = [
+        "--target",
+        "debezium_publication",
+        "--target",
+        "debezium_slot",
+    ];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&kinds);
+        Command::new(tests::ds_binary())
+            .args(&all)
+            .args([
+                "-C",
+                case.model.to_str().unwrap(),
+                "--state",
+                case.state.to_str().unwrap(),
+            ])
+            .env("NO_COLOR", "1")
+            .env("SHOP_DB_USER", &pg.user)
+            .env("SHOP_DB_PASSWORD", &pg.password)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        source.sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'ds_customer_db'"),
+        "addresses,customers"
+    );
+    assert_eq!(
+        source.sql(&format!(
+            "SELECT plugin FROM pg_replication_slots WHERE slot_name = '{slot_name}'"
+        )),
+        "pgoutput"
+    );
+    let out = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Drift: the slot dropped and a table left out of the publication by hand; reconcile puts both back.
+    source.sql(&format!("SELECT pg_drop_replication_slot('{slot_name}')"));
+    source.sql("ALTER PUBLICATION ds_customer_db SET TABLE public.customers");
+    let out = run(&["reconcile", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("- debezium_slot.customer_db   (deleted outside ds)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        source.sql("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'ds_customer_db'"),
+        "2"
+    );
+    assert_eq!(
+        source.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name}'"
+        )),
+        "1"
+    );
+    // The slot holds data (changes not yet read): deleting it needs consent; then the slot goes first, so it
+    // does not pin WAL, then the publication.
+    // Nothing consumes the cdc store any more (its sinks and the transformer that read it are gone), so nothing
+    // ingests it.
+    let team = case.model.join("team_shop.ds.hcl");
+    let text_now = std::fs::read_to_string(&team).unwrap();
+    let start = text_now
+        .find(&format!("  workspace \"directory_job_{}\"", case.prefix))
+        .unwrap();
+    let end = text_now[start..].find("\n  }\n").unwrap() + start + "\n  }\n".len();
+    let without: String = format!("{}{}", &text_now[..start], &text_now[end..])
+        .lines()
+        .filter(|l| !l.contains("sink \"customer_db\"") && !l.contains("sink \"directory\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&team, without).unwrap();
+    let refused = run(&["apply", "--auto-approve"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let out = run(&[
+        "apply",
+        "--auto-approve",
+        "--allow-destroy",
+        "debezium_slot.customer_db",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        source.sql(&format!(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot_name}'"
+        )),
+        "0"
+    );
+    assert_eq!(
+        source.sql("SELECT count(*) FROM pg_publication WHERE pubname = 'ds_customer_db'"),
         "0"
     );
 }

@@ -1016,3 +1016,196 @@ impl Live for GrantLive {
         })
     }
 }
+
+// ---- Debezium's objects in the source database: the publication and the replication slot ----
+
+/// `debezium_publication`'s IO: `CREATE PUBLICATION ... FOR TABLE ...` on the source database.
+pub struct PublicationLive;
+
+fn publication_tables(attributes: Option<&Value>) -> Vec<String> {
+    attributes
+        .and_then(|a| a.get("tables"))
+        .and_then(Value::as_array)
+        .map(|t| {
+            t.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn object_name(attributes: Option<&Value>) -> String {
+    attributes
+        .and_then(|a| a.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `schema.table` as a quoted relation name.
+fn relation(table: &str) -> String {
+    match table.split_once('.') {
+        Some((schema, name)) => format!("{}.{}", ident(schema), ident(name)),
+        None => ident(table),
+    }
+}
+
+impl Live for PublicationLive {
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        address: &'a str,
+        prior: &'a Value,
+        _container: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
+            let op = Op {
+                ctx,
+                address,
+                operation: "read",
+                target,
+            };
+            let name = object_name(Some(prior));
+            let client = op.lease().await?;
+            if client
+                .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+                .await
+                .map_err(|e| op.db(e))?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            let rows = client
+                .query(
+                    "SELECT schemaname::text || '.' || tablename::text FROM pg_publication_tables \
+                     WHERE pubname = $1 ORDER BY 1",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| op.db(e))?;
+            let mut actual: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let mut recorded = publication_tables(Some(prior));
+            recorded.sort();
+            if actual == recorded {
+                return Ok(Some(prior.clone()));
+            }
+            actual.sort();
+            let mut now = prior.clone();
+            now["tables"] = json!(actual);
+            Ok(Some(now))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        change: Change<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let target =
+                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
+            let op = Op {
+                ctx,
+                address: change.address,
+                operation: operation_name(change.action),
+                target,
+            };
+            let name = object_name(change.desired.or(change.prior));
+            let publication = ident(&name);
+            if change.action == Action::Delete {
+                op.run(&[format!("DROP PUBLICATION IF EXISTS {publication}")])
+                    .await?;
+                return Ok(None);
+            }
+            let tables: Vec<String> = publication_tables(change.desired)
+                .iter()
+                .map(|t| relation(t))
+                .collect();
+            // Create it, or set its tables: either way it ends up publishing exactly these.
+            let statement = format!(
+                "DO $ds$ BEGIN \
+                   IF EXISTS (SELECT FROM pg_publication WHERE pubname = {}) THEN \
+                     ALTER PUBLICATION {publication} SET TABLE {tables}; \
+                   ELSE CREATE PUBLICATION {publication} FOR TABLE {tables}; END IF; END $ds$",
+                literal(&name),
+                tables = tables.join(", ")
+            );
+            op.run(&[statement]).await?;
+            Ok(change.desired.cloned())
+        })
+    }
+}
+
+/// `debezium_slot`'s IO: a `pgoutput` logical replication slot on the source database.
+pub struct SlotLive;
+
+impl Live for SlotLive {
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        address: &'a str,
+        prior: &'a Value,
+        _container: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
+            let op = Op {
+                ctx,
+                address,
+                operation: "read",
+                target,
+            };
+            let name = object_name(Some(prior));
+            let client = op.lease().await?;
+            let row = client
+                .query_opt(
+                    "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| op.db(e))?;
+            Ok(row.map(|row| {
+                let mut now = prior.clone();
+                now["plugin"] = json!(row.get::<_, String>(0));
+                now
+            }))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        change: Change<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let target =
+                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
+            let op = Op {
+                ctx,
+                address: change.address,
+                operation: operation_name(change.action),
+                target,
+            };
+            let name = literal(&object_name(change.desired.or(change.prior)));
+            let drop = format!(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {name}"
+            );
+            let create = format!(
+                "SELECT pg_create_logical_replication_slot({name}, 'pgoutput') \
+                 WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = {name})"
+            );
+            // A slot is not transactional DDL: one statement a call.
+            match change.action {
+                Action::Delete => op.run(&[drop]).await?,
+                Action::Replace => {
+                    op.run(&[drop]).await?;
+                    op.run(&[create]).await?;
+                }
+                _ => op.run(&[create]).await?,
+            }
+            Ok(change.desired.cloned())
+        })
+    }
+}
