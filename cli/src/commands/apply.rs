@@ -113,11 +113,10 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
     }
 
     execute(
-        dir,
-        &made.loaded.model,
         made.backend,
         document,
         made.base,
+        made.ctx,
         args.parallelism,
     )
 }
@@ -125,11 +124,10 @@ pub(crate) fn run(dir: &Path, args: &ApplyArgs) -> anyhow::Result<u8> {
 /// Applies a plan that was checked and approved: locks the state, checks it did not move, runs the walk
 /// with progress, and prints the summary.
 pub(crate) fn execute(
-    dir: &Path,
-    model: &planner::model::Model,
     backend: super::StateBackend,
     document: PlanFile,
     base: ::state::State,
+    ctx: Arc<providers::live::Ctx>,
     parallelism: usize,
 ) -> anyhow::Result<u8> {
     let _lock = super::lock(&*backend, "apply")?;
@@ -144,8 +142,6 @@ pub(crate) fn execute(
     // as it is, so the changes that repair it are the only ones made).
     let mut recorded = base;
     recorded.model.hash = Some(document.bindings.model_hash.clone());
-    let credentials = crate::credentials::source(model, dir);
-    let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
     let total = document.changes.len();
     let progress = Progress::new(total);
     let runtime = super::runtime().context("failed to start the async runtime")?;

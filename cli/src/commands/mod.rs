@@ -135,11 +135,17 @@ pub(crate) fn backend_for_dir(dir: &Path, args: &StateArgs) -> anyhow::Result<St
     backend(dir, Some(&model), args)
 }
 
-/// The async runtime for the commands that talk to real systems.
-pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// The one async runtime of a process, for the commands that talk to real systems. One, because pooled
+/// connections (`providers::live::Ctx`) run on it: a refresh's connections serve the apply that follows.
+pub(crate) fn runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    Ok(RUNTIME.get_or_init(|| runtime))
 }
 
 /// Locks the state for `operation`. A lock left by a process of this machine that is gone (killed, say) is

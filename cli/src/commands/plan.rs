@@ -77,11 +77,12 @@ pub(crate) fn render(plan: &PlanFile, format: PlanFormat) -> anyhow::Result<Stri
 
 /// What a plan was made from, kept for `ds apply`.
 pub(crate) struct Made {
-    pub(crate) loaded: super::Loaded,
     pub(crate) backend: super::StateBackend,
     pub(crate) document: PlanFile,
     /// The state the plan was made against: the recorded one, refreshed when asked.
     pub(crate) base: ::state::State,
+    /// Credentials and connections: the refresh's, which an apply reuses.
+    pub(crate) ctx: Arc<providers::live::Ctx>,
 }
 
 /// Validates, compiles and diffs the model against its state.
@@ -107,11 +108,16 @@ pub(crate) fn make(
         model_hash: planner::planfile::model_hash(&loaded.sources),
     };
     let prior = recorded.unwrap_or_default();
+    // Connections open on first use: a plan without refresh opens none.
+    let credentials = crate::credentials::source(&loaded.model, dir);
+    let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
     let (base, drift) = if refresh {
-        let credentials = crate::credentials::source(&loaded.model, dir);
-        let ctx = Arc::new(providers::live::Ctx::new(Arc::new(credentials)));
-        let (refreshed, drift) =
-            super::runtime()?.block_on(planner::refresh::refresh(&prior, Some(&graph), ctx, 10))?;
+        let (refreshed, drift) = super::runtime()?.block_on(planner::refresh::refresh(
+            &prior,
+            Some(&graph),
+            Arc::clone(&ctx),
+            10,
+        ))?;
         (refreshed, Some(drift))
     } else {
         (prior, None)
@@ -123,11 +129,13 @@ pub(crate) fn make(
     if let Some(drift) = drift {
         document.set_drift(drift);
     }
+    // Freeing a large model is, likewise, work for the process exit.
+    std::mem::forget(loaded);
     Ok(Made {
-        loaded,
         backend,
         document,
         base,
+        ctx,
     })
 }
 

@@ -77,11 +77,10 @@ fn pass(dir: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
     if !args.dry_run && made.document.has_changes() {
         planner::apply::check_supported(&made.document)?;
         code = super::apply::execute(
-            dir,
-            &made.loaded.model,
             made.backend,
             made.document,
             made.base,
+            made.ctx,
             args.parallelism,
         )?;
     }

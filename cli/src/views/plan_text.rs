@@ -283,7 +283,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 mod tests {
     use std::time::Instant;
 
-    use planner::planfile::{AttributeDiff, Bindings, Change, PlanFile, Summary};
+    use planner::planfile::{AttributeDiff, Change, PlanFile};
     use serde_json::{Value, json};
 
     use super::render;
@@ -316,26 +316,9 @@ mod tests {
     }
 
     fn plan_of(changes: Vec<Change>, no_op: usize, refreshed: bool, refused: &[&str]) -> PlanFile {
-        let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
-        PlanFile {
-            format_version: 1,
-            bindings: Bindings {
-                lineage: Some("9f1c2d3e-0000-4000-8000-000000000001".into()),
-                serial: 7,
-                model_hash: "sha256:00".into(),
-            },
-            refreshed,
-            summary: Summary {
-                create: count("create"),
-                update: count("update"),
-                replace: count("replace"),
-                delete: count("delete"),
-                no_op,
-            },
-            refused: refused.iter().map(|s| s.to_string()).collect(),
-            changes,
-            drift: Vec::new(),
-        }
+        let mut plan = super::super::fixtures::plan_of(changes, no_op, refused);
+        plan.refreshed = refreshed;
+        plan
     }
 
     fn sample(refused: &[&str]) -> PlanFile {

@@ -239,7 +239,37 @@ struct Op<'a> {
     target: Target,
 }
 
-impl Op<'_> {
+impl<'a> Op<'a> {
+    /// A read of `address`, in the database its (or its container's) `attributes` name.
+    fn read(
+        ctx: &'a Ctx,
+        address: &'a str,
+        attributes: Option<&Value>,
+    ) -> Result<Op<'a>, ProviderError> {
+        let target = attributes
+            .and_then(Target::of)
+            .ok_or_else(|| missing_target(address, "read"))?;
+        Ok(Op {
+            ctx,
+            address,
+            operation: "read",
+            target,
+        })
+    }
+
+    /// A change, in the database its own attributes (`own`: schemas, roles, source objects) or its
+    /// container's name.
+    fn apply(ctx: &'a Ctx, change: &Change<'a>, own: bool) -> Result<Op<'a>, ProviderError> {
+        let target =
+            target_of(change, own).ok_or_else(|| missing_target(change.address, "apply"))?;
+        Ok(Op {
+            ctx,
+            address: change.address,
+            operation: operation_name(change.action),
+            target,
+        })
+    }
+
     fn error(&self, message: String, transient: bool) -> ProviderError {
         ProviderError {
             address: self.address.to_string(),
@@ -327,13 +357,7 @@ async fn read_exists(
     prior: &Value,
     query: &'static str,
 ) -> Result<Option<Value>, ProviderError> {
-    let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
-    let op = Op {
-        ctx,
-        address,
-        operation: "read",
-        target,
-    };
+    let op = Op::read(ctx, address, Some(prior))?;
     let name = segments(address).join(".");
     let exists = op.exists(query, &[&name]).await?;
     Ok(exists.then(|| prior.clone()))
@@ -366,14 +390,7 @@ impl Live for SchemaLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, true)?;
             let name = ident(&segments(change.address).join("."));
             let statement = match change.action {
                 Action::Delete => format!("DROP SCHEMA IF EXISTS {name}"),
@@ -550,15 +567,7 @@ impl Live for TableLive {
         container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target = container
-                .and_then(Target::of)
-                .ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
+            let op = Op::read(ctx, address, container)?;
             let parts = segments(address);
             let (schema, name) = (parts[0], parts[1..].join("."));
             let client = op.lease().await?;
@@ -605,14 +614,7 @@ impl Live for TableLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, false).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, false)?;
             let parts = segments(change.address);
             let (schema, name) = (parts[0], parts[1..].join("."));
             let table = format!("{}.{}", ident(schema), ident(&name));
@@ -715,15 +717,7 @@ impl Live for ViewLive {
         container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target = container
-                .and_then(Target::of)
-                .ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
+            let op = Op::read(ctx, address, container)?;
             let parts = segments(address);
             let (schema, name) = (parts[0], parts[1..].join("."));
             let mut client = op.lease().await?;
@@ -774,14 +768,7 @@ impl Live for ViewLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, false).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, false)?;
             let parts = segments(change.address);
             let (schema, name) = (parts[0], parts[1..].join("."));
             let view = format!("{}.{}", ident(schema), ident(&name));
@@ -854,14 +841,7 @@ impl Live for RoleLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, true)?;
             let name = segments(change.address).join(".");
             let statement = if change.action == Action::Delete {
                 format!("DROP ROLE IF EXISTS {}", ident(&name))
@@ -916,15 +896,7 @@ impl Live for GrantLive {
         container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target = container
-                .and_then(Target::of)
-                .ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
+            let op = Op::read(ctx, address, container)?;
             let (role, schema, object) = grant_parts(address);
             let client = op.lease().await?;
             let mut held = Vec::new();
@@ -970,14 +942,7 @@ impl Live for GrantLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, false).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, false)?;
             let (role, schema, object) = grant_parts(change.address);
             let on = match &object {
                 None => format!("SCHEMA {}", ident(&schema)),
@@ -1060,13 +1025,7 @@ impl Live for PublicationLive {
         _container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
+            let op = Op::read(ctx, address, Some(prior))?;
             let name = object_name(Some(prior));
             let client = op.lease().await?;
             if client
@@ -1104,14 +1063,7 @@ impl Live for PublicationLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, true)?;
             let name = object_name(change.desired.or(change.prior));
             let publication = ident(&name);
             if change.action == Action::Delete {
@@ -1150,13 +1102,7 @@ impl Live for SlotLive {
         _container: Option<&'a Value>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target = Target::of(prior).ok_or_else(|| missing_target(address, "read"))?;
-            let op = Op {
-                ctx,
-                address,
-                operation: "read",
-                target,
-            };
+            let op = Op::read(ctx, address, Some(prior))?;
             let name = object_name(Some(prior));
             let client = op.lease().await?;
             let row = client
@@ -1180,14 +1126,7 @@ impl Live for SlotLive {
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
         Box::pin(async move {
-            let target =
-                target_of(&change, true).ok_or_else(|| missing_target(change.address, "apply"))?;
-            let op = Op {
-                ctx,
-                address: change.address,
-                operation: operation_name(change.action),
-                target,
-            };
+            let op = Op::apply(ctx, &change, true)?;
             let name = literal(&object_name(change.desired.or(change.prior)));
             let drop = format!(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {name}"
