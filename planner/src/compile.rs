@@ -237,6 +237,128 @@ fn merge_credential(platform: &Platform) -> Value {
         .map_or(Value::Null, |db| text(&db.credential))
 }
 
+/// How a connector config names a credential's user and password: references that the Kafka Connect
+/// worker resolves with its config providers (`${env:SHOP_DB_PASSWORD}` from its environment, or
+/// `${dir:/etc/ds/credentials/shop_db:password}` from the credentials directory), so that no secret passes
+/// through `ds`, its plans or its state. See docs/kafka-connect.md.
+fn secret_refs(platform: &Platform, credential: &str) -> (String, String) {
+    match platform.credentials.as_ref().map(|c| &c.value) {
+        Some(CredentialSource::Directory(path)) => {
+            let dir = path.as_deref().unwrap_or("").trim_end_matches('/');
+            (
+                format!("${{dir:{dir}/{credential}:user}}"),
+                format!("${{dir:{dir}/{credential}:password}}"),
+            )
+        }
+        _ => {
+            let name = credential.to_ascii_uppercase();
+            (
+                format!("${{env:{name}_USER}}"),
+                format!("${{env:{name}_PASSWORD}}"),
+            )
+        }
+    }
+}
+
+/// The attributes every connector resource has: where (`connect_url`, and `connect_credential` for basic
+/// auth), which (`name`), the credential its config's secret references name (its fingerprint is
+/// recorded), whether it is paused, and its config.
+fn connector_json(platform: &Platform, name: String, credential: &str, config: Value) -> Value {
+    let connect = platform.kafka_connect.as_ref();
+    let mut attributes = json!({
+        "connect_url": connect.map_or(Value::Null, |k| text(&k.url)),
+        "connect_credential": connect.map_or(Value::Null, |k| text(&k.credential)),
+        "name": name,
+        "credential": credential,
+        "paused": false,
+        "config": config,
+    });
+    drop_nulls(&mut attributes);
+    attributes
+}
+
+/// A regular expression matching exactly `text`.
+fn regex_exact(text: &str) -> String {
+    let mut out = String::from("^");
+    for c in text.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('$');
+    out
+}
+
+/// A JDBC sink connector's config writing `topics` (topic → landing table, `schema.table`) into the merge
+/// database: append-only rows, one per change event. Each topic is renamed to its table by a RegexRouter;
+/// `debezium` events are unwrapped first (`ExtractNewRecordState`), adding the operation, the source LSN
+/// and commit time, and a delete marker (`__op`, `__lsn`, `__source_ts_ms`, `__deleted`).
+fn sink_config(
+    platform: &Platform,
+    schema: &str,
+    topics: &BTreeMap<String, String>,
+    debezium: bool,
+) -> Value {
+    let credential = merge_credential(platform);
+    let (user, password) = secret_refs(platform, credential.as_str().unwrap_or(""));
+    let jdbc_url = platform.merge_db.as_ref().map_or(String::new(), |db| {
+        format!(
+            "jdbc:postgresql://{}:{}/{}",
+            db.host.as_ref().map_or("", |h| h.value.as_str()),
+            db.port.as_ref().map_or(5432, |p| p.value),
+            db.database.as_ref().map_or("", |d| d.value.as_str())
+        )
+    });
+    let mut config = serde_json::Map::new();
+    let mut put = |key: &str, value: String| {
+        config.insert(key.to_string(), Value::String(value));
+    };
+    put(
+        "connector.class",
+        "io.debezium.connector.jdbc.JdbcSinkConnector".into(),
+    );
+    put("tasks.max", "1".into());
+    put("connection.url", jdbc_url);
+    put("connection.username", user);
+    put("connection.password", password);
+    put(
+        "topics",
+        topics.keys().cloned().collect::<Vec<_>>().join(","),
+    );
+    put("insert.mode", "insert".into());
+    put("primary.key.mode", "none".into());
+    put("delete.enabled", "false".into());
+    put("schema.evolution", "none".into());
+    put("collection.name.format", format!("{schema}.${{topic}}"));
+    let mut transforms = Vec::new();
+    if debezium {
+        transforms.push("unwrap".to_string());
+        put(
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState".into(),
+        );
+        put("transforms.unwrap.add.fields", "op,lsn,source.ts_ms".into());
+        put(
+            "transforms.unwrap.delete.tombstone.handling.mode",
+            "rewrite".into(),
+        );
+    }
+    for (i, (topic, table)) in topics.iter().enumerate() {
+        let route = format!("route{i}");
+        let name = table.rsplit('.').next().unwrap_or(table);
+        put(
+            &format!("transforms.{route}.type"),
+            "org.apache.kafka.connect.transforms.RegexRouter".into(),
+        );
+        put(&format!("transforms.{route}.regex"), regex_exact(topic));
+        put(&format!("transforms.{route}.replacement"), name.to_string());
+        transforms.push(route);
+    }
+    put("transforms", transforms.join(","));
+    Value::Object(config)
+}
+
 /// A column as the state records it: `<name> <type>`, with ` not null` when it is not nullable.
 fn column_text(column: &Column, nullable: bool) -> String {
     let ty = column
@@ -478,23 +600,10 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
         let (Some(capture), Some(kind)) = (capture, kind) else {
             continue;
         };
-        let connect_url = platform
-            .kafka_connect
-            .as_ref()
-            .map_or(Value::Null, |k| text(&k.url));
-        let jdbc_url = platform.merge_db.as_ref().map_or(String::new(), |db| {
-            format!(
-                "jdbc:postgresql://{}:{}/{}",
-                db.host.as_ref().map_or("", |h| h.value.as_str()),
-                db.port.as_ref().map_or(5432, |p| p.value),
-                db.database.as_ref().map_or("", |d| d.value.as_str())
-            )
-        });
         match kind {
             CaptureKind::Cdc => {
-                let source_address =
+                let (source_address, topic_prefix) =
                     cdc_source(&mut b, store.store, capture, platform, &mut cdc_sources);
-                let topic_prefix = format!("ds.{store_name}");
                 let topics: BTreeMap<String, String> = store
                     .store
                     .datasets
@@ -506,35 +615,21 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                             .map_or("public", |v| v.value.as_str());
                         (
                             format!("{topic_prefix}.{schema_name}.{table}"),
-                            format!(
-                                "{schema}.{}",
-                                identifier(&format!(
-                                    "{store_name}__{}__landing",
-                                    lower(&d.name.value)
-                                ))
-                            ),
+                            landing_table(&schema, &store_name, d),
                         )
                     })
                     .collect();
-                let name = format!("ds-{schema}-{store_name}-sink");
                 let mut deps = landing_tables.clone();
                 deps.push(source_address);
                 b.add(
                     "debezium_sink",
                     &format!("{schema}.{store_name}"),
-                    json!({
-                        "connect_url": connect_url,
-                        "name": name,
-                        "credential": platform.merge_db.as_ref().map_or(Value::Null, |db| text(&db.credential)),
-                        "config": {
-                            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-                            "connection.url": jdbc_url,
-                            "topics": topics.keys().cloned().collect::<Vec<_>>().join(","),
-                            "insert.mode": "insert",
-                            "schema.evolution": "none",
-                        },
-                        "landing_tables": topics,
-                    }),
+                    connector_json(
+                        platform,
+                        format!("ds-{schema}-{store_name}-sink"),
+                        merge_credential(platform).as_str().unwrap_or(""),
+                        sink_config(platform, &schema, &topics, true),
+                    ),
                     deps,
                 );
             }
@@ -552,34 +647,18 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                                 || format!("{store_name}.{}", lower(&d.name.value)),
                                 |(_, t)| t.value.clone(),
                             );
-                        (
-                            topic,
-                            format!(
-                                "{schema}.{}",
-                                identifier(&format!(
-                                    "{store_name}__{}__landing",
-                                    lower(&d.name.value)
-                                ))
-                            ),
-                        )
+                        (topic, landing_table(&schema, &store_name, d))
                     })
                     .collect();
                 b.add(
                     "kafka_connect_connector",
                     &format!("{schema}.{store_name}"),
-                    json!({
-                        "connect_url": connect_url,
-                        "name": format!("ds-{schema}-{store_name}-sink"),
-                        "credential": platform.merge_db.as_ref().map_or(Value::Null, |db| text(&db.credential)),
-                        "config": {
-                            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-                            "connection.url": jdbc_url,
-                            "topics": topics.keys().cloned().collect::<Vec<_>>().join(","),
-                            "insert.mode": "insert",
-                            "schema.evolution": "none",
-                        },
-                        "landing_tables": topics,
-                    }),
+                    connector_json(
+                        platform,
+                        format!("ds-{schema}-{store_name}-sink"),
+                        merge_credential(platform).as_str().unwrap_or(""),
+                        sink_config(platform, &schema, &topics, false),
+                    ),
                     landing_tables.clone(),
                 );
             }
@@ -635,6 +714,17 @@ fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
     );
 }
 
+/// A dataset's landing table, `schema.<store>__<dataset>__landing`.
+fn landing_table(schema: &str, store_name: &str, dataset: &Dataset) -> String {
+    format!(
+        "{schema}.{}",
+        identifier(&format!(
+            "{store_name}__{}__landing",
+            lower(&dataset.name.value)
+        ))
+    )
+}
+
 fn source_table(capture: &Capture, dataset: &Dataset) -> String {
     capture
         .table_for_dataset
@@ -644,18 +734,24 @@ fn source_table(capture: &Capture, dataset: &Dataset) -> String {
 }
 
 /// The publication, slot and source connector of a cdc store (once per store, whichever data platform
-/// ingests it); returns the source connector's address.
+/// ingests it); returns the source connector's address and its topic prefix.
+///
+/// The connector streams the store's tables through the managed publication and slot (Debezium creates
+/// neither), sends heartbeats, and reads signals from a signal table in the source schema, which the
+/// publication creates and publishes: `ds apply` writes an incremental-snapshot signal there when a dataset
+/// is added.
 fn cdc_source(
     b: &mut Builder,
     store: &Datastore,
     capture: &Capture,
     platform: &Platform,
     done: &mut BTreeSet<String>,
-) -> String {
+) -> (String, String) {
     let store_name = lower(&store.name.value);
     let address = format!("debezium_source.{store_name}");
+    let topic_prefix = format!("ds.{}.{store_name}", lower(&platform.name.value));
     if !done.insert(store_name.clone()) {
-        return address;
+        return (address, topic_prefix);
     }
     let source = capture.source.as_ref();
     let host = source.map_or(Value::Null, |s| text(&s.host));
@@ -677,39 +773,54 @@ fn cdc_source(
         .map(|d| format!("{schema}.{}", source_table(capture, d)))
         .collect();
     let object = identifier(&format!("ds_{store_name}"));
+    let signal_table = format!(
+        "{schema}.{}",
+        identifier(&format!("ds_{store_name}_signal"))
+    );
+    let credential = capture.credential.as_ref().map_or("", |c| c.value.as_str());
     let publication = b.add(
         "debezium_publication",
         &store_name,
-        json!({ "database": database, "name": object, "tables": tables, "credential": text(&capture.credential) }),
+        json!({ "database": database, "name": object, "tables": tables,
+                "signal_table": signal_table, "credential": credential }),
         vec![],
     );
     let slot = b.add(
         "debezium_slot",
         &store_name,
-        json!({ "database": database, "name": object, "plugin": "pgoutput", "credential": text(&capture.credential) }),
+        json!({ "database": database, "name": object, "plugin": "pgoutput", "credential": credential }),
         vec![publication],
     );
-    b.add(
-        "debezium_source",
-        &store_name,
+    let (user, password) = secret_refs(platform, credential);
+    let mut attributes = connector_json(
+        platform,
+        format!("ds-{store_name}-source"),
+        credential,
         json!({
-            "connect_url": platform.kafka_connect.as_ref().map_or(Value::Null, |k| text(&k.url)),
-            "name": format!("ds-{store_name}-source"),
-            "credential": text(&capture.credential),
-            "config": {
-                "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-                "plugin.name": "pgoutput",
-                "publication.name": object,
-                "publication.autocreate.mode": "disabled",
-                "slot.name": object,
-                "database.hostname": host,
-                "database.port": port.to_string(),
-                "database.dbname": dbname,
-                "topic.prefix": format!("ds.{store_name}"),
-                "table.include.list": tables.join(","),
-            },
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "tasks.max": "1",
+            "plugin.name": "pgoutput",
+            "publication.name": object,
+            "publication.autocreate.mode": "disabled",
+            "slot.name": object,
+            "database.hostname": host,
+            "database.port": port.to_string(),
+            "database.dbname": dbname,
+            "database.user": user,
+            "database.password": password,
+            "topic.prefix": topic_prefix,
+            "table.include.list": tables.join(","),
+            "snapshot.mode": "initial",
+            "heartbeat.interval.ms": "10000",
+            "signal.enabled.channels": "source",
+            "signal.data.collection": format!("{}.{signal_table}", dbname.as_str().unwrap_or("")),
         }),
-        vec![slot],
+    );
+    attributes["database"] = json!(database);
+    attributes["signal_table"] = json!(signal_table);
+    (
+        b.add("debezium_source", &store_name, attributes, vec![slot]),
+        topic_prefix,
     )
 }
 

@@ -117,6 +117,10 @@ pub struct PlanFile {
     /// What the refresh found changed outside `ds`, in address order (empty without a refresh).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftEntry>,
+    /// What the refresh found about the resources' health (a connector's failed task, a slot's retained
+    /// WAL), in address order (empty without a refresh).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<providers::live::Health>,
 }
 
 impl PlanFile {
@@ -163,6 +167,7 @@ impl PlanFile {
             refused: plan.refused,
             changes,
             drift: Vec::new(),
+            health: Vec::new(),
         }
     }
 
@@ -180,8 +185,8 @@ impl PlanFile {
                     .into_iter()
                     .map(|a| AttributeDiff {
                         path: a.path,
-                        before: a.before,
-                        after: a.after,
+                        before: if a.sensitive { None } else { a.before },
+                        after: if a.sensitive { None } else { a.after },
                         forces_replace: false,
                         sensitive: a.sensitive,
                     })

@@ -109,6 +109,11 @@ pub async fn refresh(
             Some(now) if &now != prior => {
                 let mut attributes = Vec::new();
                 providers::kind::diff_values("", &now, prior, &mut attributes);
+                let sensitive = kind(kind_name).map_or(&[][..], |k| k.sensitive());
+                for change in &mut attributes {
+                    let top = change.path.split('.').next().unwrap_or("");
+                    change.sensitive = sensitive.contains(&top);
+                }
                 if let Some(r) = refreshed
                     .resources
                     .iter_mut()

@@ -2,7 +2,15 @@
 //! slot; on Kafka Connect the Postgres source connector and, per ingesting data platform, a JDBC sink
 //! connector that lands change events in the landing tables.
 
-use crate::kind::ResourceKind;
+use serde_json::Value;
+
+use crate::kind::{Planned, ResourceKind};
+
+/// The source connector's IO: a connector that also signals incremental snapshots of added tables.
+static SOURCE_LIVE: crate::kafka_connect::live::ConnectorLive =
+    crate::kafka_connect::live::ConnectorLive {
+        debezium_source: true,
+    };
 
 /// `debezium_publication`: `CREATE PUBLICATION ... FOR TABLE ...` on the source database.
 pub struct Publication;
@@ -55,7 +63,19 @@ impl ResourceKind for Source {
         "debezium"
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["connect_url", "name"]
+        crate::kafka_connect::REPLACE_ON
+    }
+    fn sensitive(&self) -> &'static [&'static str] {
+        &[crate::kafka_connect::live::FINGERPRINT]
+    }
+    fn plan(&self, desired: &Value, prior: &Value) -> Planned {
+        crate::kafka_connect::plan(desired, prior)
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        crate::kafka_connect::validate(attributes)
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&SOURCE_LIVE)
     }
 }
 
@@ -70,6 +90,18 @@ impl ResourceKind for Sink {
         "debezium"
     }
     fn replace_on(&self) -> &'static [&'static str] {
-        &["connect_url", "name"]
+        crate::kafka_connect::REPLACE_ON
+    }
+    fn sensitive(&self) -> &'static [&'static str] {
+        &[crate::kafka_connect::live::FINGERPRINT]
+    }
+    fn plan(&self, desired: &Value, prior: &Value) -> Planned {
+        crate::kafka_connect::plan(desired, prior)
+    }
+    fn validate(&self, attributes: &Value) -> Result<(), String> {
+        crate::kafka_connect::validate(attributes)
+    }
+    fn live(&self) -> Option<&dyn crate::live::Live> {
+        Some(&crate::kafka_connect::LIVE)
     }
 }

@@ -79,6 +79,10 @@ pub struct Ctx {
     pub credentials: Arc<dyn Credentials>,
     /// Connections to PostgreSQL databases, shared by every resource of one run.
     pub postgres: crate::postgres::live::Pools,
+    /// The HTTP client for Kafka Connect's REST API, shared by every resource of one run.
+    pub connect: crate::kafka_connect::client::Http,
+    /// Health findings reported by reads, collected by the refresh.
+    health: std::sync::Mutex<Vec<Health>>,
 }
 
 impl Ctx {
@@ -87,8 +91,53 @@ impl Ctx {
         Ctx {
             credentials,
             postgres: Default::default(),
+            connect: Default::default(),
+            health: Default::default(),
         }
     }
+
+    /// Records a health finding (a read calls it; the refresh collects them with [`Ctx::take_health`]).
+    pub fn report(&self, health: Health) {
+        if let Ok(mut all) = self.health.lock() {
+            all.push(health);
+        }
+    }
+
+    /// The findings reported so far, in address order; the list is emptied.
+    pub fn take_health(&self) -> Vec<Health> {
+        let mut all = self
+            .health
+            .lock()
+            .map(|mut all| std::mem::take(&mut *all))
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.address.cmp(&b.address));
+        all
+    }
+}
+
+/// How healthy a resource is, beyond matching its record: a connector's tasks, a slot's lag.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Working; the message says how (a slot's retained WAL).
+    Ok,
+    /// Working but needs attention (paused, lagging).
+    Warning,
+    /// Not working (a FAILED task); `ds reconcile` tries to heal it.
+    Failed,
+}
+
+/// One health finding of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// The resource.
+    pub address: String,
+    /// How bad.
+    pub level: Level,
+    /// What was found, in one or a few lines (a task's trace is cut to its first lines).
+    pub message: String,
 }
 
 /// One change for a provider to make.
@@ -150,4 +199,16 @@ pub trait Live: Sync {
         ctx: &'a Ctx,
         change: Change<'a>,
     ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>>;
+
+    /// Tries to heal a resource whose read reported [`Level::Failed`] (restart a connector's failed tasks).
+    /// Returns what was done, or `None` when the kind cannot heal.
+    fn heal<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        address: &'a str,
+        recorded: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        let _ = (ctx, address, recorded);
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -128,6 +128,7 @@ pub(crate) fn make(
     let mut document = PlanFile::new(plan, bindings);
     if let Some(drift) = drift {
         document.set_drift(drift);
+        document.health = ctx.take_health();
     }
     // Freeing a large model is, likewise, work for the process exit.
     std::mem::forget(loaded);

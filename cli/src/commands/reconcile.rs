@@ -73,6 +73,21 @@ fn pass(dir: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_ERROR);
     }
+    let failed: Vec<(String, String, serde_json::Value)> = made
+        .document
+        .health
+        .iter()
+        .filter(|h| h.level == providers::live::Level::Failed)
+        .filter_map(|h| {
+            let resource = made.base.resource(&h.address)?;
+            Some((
+                h.address.clone(),
+                resource.kind.clone(),
+                resource.attributes.clone(),
+            ))
+        })
+        .collect();
+    let ctx = std::sync::Arc::clone(&made.ctx);
     let mut code = EXIT_OK;
     if !args.dry_run && made.document.has_changes() {
         planner::apply::check_supported(&made.document)?;
@@ -84,9 +99,30 @@ fn pass(dir: &Path, args: &ReconcileArgs) -> anyhow::Result<u8> {
             args.parallelism,
         )?;
     }
+    if !args.dry_run && code == EXIT_OK {
+        heal(&ctx, &failed)?;
+    }
+    let drifted = drifted || !failed.is_empty();
     Ok(if code == EXIT_OK && args.detailed_exitcode && drifted {
         EXIT_CHANGES
     } else {
         code
     })
+}
+
+/// Heals what the refresh found failed (restarts a connector's failed tasks), after the corrections.
+fn heal(
+    ctx: &providers::live::Ctx,
+    failed: &[(String, String, serde_json::Value)],
+) -> anyhow::Result<()> {
+    for (address, kind, attributes) in failed {
+        let Some(live) = providers::kind(kind).and_then(|k| k.live()) else {
+            continue;
+        };
+        match super::runtime()?.block_on(live.heal(ctx, address, attributes))? {
+            Some(done) => eprintln!("Healed {address}: {done}."),
+            None => eprintln!("{address} failed and ds cannot heal it: see its health above."),
+        }
+    }
+    Ok(())
 }

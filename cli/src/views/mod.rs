@@ -31,6 +31,7 @@ pub(crate) mod fixtures {
             refused: refused.iter().map(|s| s.to_string()).collect(),
             changes,
             drift: Vec::new(),
+            health: Vec::new(),
         }
     }
 }

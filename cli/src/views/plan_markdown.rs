@@ -249,6 +249,33 @@ fn head(plan: &PlanFile, groups: &BTreeMap<(&str, &str), Vec<usize>>, listed: us
         }
         out.push('\n');
     }
+    let unwell: Vec<&providers::live::Health> = plan
+        .health
+        .iter()
+        .filter(|h| h.level != providers::live::Level::Ok)
+        .collect();
+    if !unwell.is_empty() {
+        out.push_str(&format!(
+            "> [!WARNING]\n> Health: {} resource(s) need attention:\n",
+            unwell.len()
+        ));
+        for health in unwell.iter().take(20) {
+            out.push_str(&format!(
+                "> - `{}` {}: {}\n",
+                health.address.replace('`', "'"),
+                if health.level == providers::live::Level::Failed {
+                    "**failed**"
+                } else {
+                    "warning"
+                },
+                health.message.replace('\n', " ")
+            ));
+        }
+        if unwell.len() > 20 {
+            out.push_str(&format!("> - … and {} more\n", unwell.len() - 20));
+        }
+        out.push('\n');
+    }
     if !plan.refreshed {
         out.push_str(
             "> [!NOTE]\n> Planned against the recorded state only (no refresh): drift in the real systems \

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use planner::planfile::{AttributeDiff, Change, PlanFile, Summary};
+use providers::live::Level;
 use serde_json::Value;
 
 const BOLD: &str = "\x1b[1m";
@@ -78,6 +79,26 @@ pub(crate) fn render(plan: &PlanFile, color: bool) -> String {
             for attribute in &drift.attributes {
                 push_attribute(&mut out, attribute, paint);
             }
+        }
+        out.push('\n');
+    }
+    if !plan.health.is_empty() {
+        let _ = writeln!(out, "{}Health:{}", paint.on(BOLD), paint.off());
+        for health in &plan.health {
+            let (word, colour) = match health.level {
+                Level::Ok => ("ok", GREEN),
+                Level::Warning => ("warning", YELLOW),
+                Level::Failed => ("FAILED", RED),
+            };
+            out.push_str("  ");
+            out.push_str(paint.on(colour));
+            out.push_str(word);
+            out.push_str(paint.off());
+            out.push(' ');
+            push_clean(&mut out, &health.address);
+            out.push_str(": ");
+            push_clean(&mut out, &health.message);
+            out.push('\n');
         }
         out.push('\n');
     }

@@ -173,7 +173,7 @@ async fn connect(ctx: &Ctx, target: &Target, address: &str) -> Result<Client, Pr
 }
 
 /// A Postgres error as one line: the server's message and code, or the client's.
-fn describe(error: &tokio_postgres::Error) -> String {
+pub fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
         None => {
@@ -330,7 +330,7 @@ fn missing_target(address: &str, operation: &'static str) -> ProviderError {
     }
 }
 
-fn operation_name(action: Action) -> &'static str {
+pub fn operation_name(action: Action) -> &'static str {
     match action {
         Action::Create => "create",
         Action::Update => "update",
@@ -1000,6 +1000,12 @@ fn publication_tables(attributes: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn signal_table(attributes: Option<&Value>) -> Option<&str> {
+    attributes
+        .and_then(|a| a.get("signal_table"))
+        .and_then(Value::as_str)
+}
+
 fn object_name(attributes: Option<&Value>) -> String {
     attributes
         .and_then(|a| a.get("name"))
@@ -1009,7 +1015,7 @@ fn object_name(attributes: Option<&Value>) -> String {
 }
 
 /// `schema.table` as a quoted relation name.
-fn relation(table: &str) -> String {
+pub fn relation(table: &str) -> String {
     match table.split_once('.') {
         Some((schema, name)) => format!("{}.{}", ident(schema), ident(name)),
         None => ident(table),
@@ -1044,7 +1050,12 @@ impl Live for PublicationLive {
                 )
                 .await
                 .map_err(|e| op.db(e))?;
-            let mut actual: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            let signal = signal_table(Some(prior));
+            let mut actual: Vec<String> = rows
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .filter(|t| Some(t.as_str()) != signal)
+                .collect();
             let mut recorded = publication_tables(Some(prior));
             recorded.sort();
             if actual == recorded {
@@ -1067,14 +1078,27 @@ impl Live for PublicationLive {
             let name = object_name(change.desired.or(change.prior));
             let publication = ident(&name);
             if change.action == Action::Delete {
-                op.run(&[format!("DROP PUBLICATION IF EXISTS {publication}")])
-                    .await?;
+                let mut statements = vec![format!("DROP PUBLICATION IF EXISTS {publication}")];
+                if let Some(signal) = signal_table(change.prior) {
+                    statements.push(format!("DROP TABLE IF EXISTS {}", relation(signal)));
+                }
+                op.run(&statements).await?;
                 return Ok(None);
             }
-            let tables: Vec<String> = publication_tables(change.desired)
+            let mut statements = Vec::new();
+            let mut tables: Vec<String> = publication_tables(change.desired)
                 .iter()
                 .map(|t| relation(t))
                 .collect();
+            if let Some(signal) = signal_table(change.desired) {
+                // Debezium's signal table (incremental snapshots): published, so that the connector sees
+                // the signals `ds apply` writes.
+                statements.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {} (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
+                    relation(signal)
+                ));
+                tables.push(relation(signal));
+            }
             // Create it, or set its tables: either way it ends up publishing exactly these.
             let statement = format!(
                 "DO $ds$ BEGIN \
@@ -1084,9 +1108,43 @@ impl Live for PublicationLive {
                 literal(&name),
                 tables = tables.join(", ")
             );
-            op.run(&[statement]).await?;
+            statements.push(statement);
+            op.run(&statements).await?;
             Ok(change.desired.cloned())
         })
+    }
+}
+
+/// `1.5 MiB`.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Drops a slot. Its connector was deleted just before (the slot depends on it the other way round), but
+/// the worker may hold the slot for a few seconds more: while it is active (SQLSTATE 55006), try again.
+async fn drop_slot(op: &Op<'_>, drop: &str) -> Result<(), ProviderError> {
+    let started = std::time::Instant::now();
+    loop {
+        match op.transaction(&[drop.to_string()]).await {
+            Err(error)
+                if error.message.contains("55006")
+                    && started.elapsed() < Duration::from_secs(60) =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -1107,11 +1165,34 @@ impl Live for SlotLive {
             let client = op.lease().await?;
             let row = client
                 .query_opt(
-                    "SELECT plugin::text FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
+                    "SELECT plugin::text, active, \
+                            pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
+                     FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
                     &[&name],
                 )
                 .await
                 .map_err(|e| op.db(e))?;
+            if let Some(row) = &row {
+                let retained: Option<i64> = row.get(2);
+                let active: bool = row.get(1);
+                ctx.report(crate::live::Health {
+                    address: address.to_string(),
+                    level: if active {
+                        crate::live::Level::Ok
+                    } else {
+                        crate::live::Level::Warning
+                    },
+                    message: format!(
+                        "slot {name} {} and retains {} of WAL",
+                        if active {
+                            "is read"
+                        } else {
+                            "is not read by any connector"
+                        },
+                        bytes(retained.unwrap_or(0))
+                    ),
+                });
+            }
             Ok(row.map(|row| {
                 let mut now = prior.clone();
                 now["plugin"] = json!(row.get::<_, String>(0));
@@ -1137,9 +1218,9 @@ impl Live for SlotLive {
             );
             // A slot is not transactional DDL: one statement a call.
             match change.action {
-                Action::Delete => op.run(&[drop]).await?,
+                Action::Delete => drop_slot(&op, &drop).await?,
                 Action::Replace => {
-                    op.run(&[drop]).await?;
+                    drop_slot(&op, &drop).await?;
                     op.run(&[create]).await?;
                 }
                 _ => op.run(&[create]).await?,

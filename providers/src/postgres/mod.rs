@@ -184,9 +184,16 @@ pub fn system_columns(role: &str) -> &'static [(&'static str, &'static str, bool
             ("ds_surf_batch_in", "integer", false),
             ("ds_surf_batch_out", "integer", false),
         ],
+        // What the sink connector writes besides the data columns (Debezium's ExtractNewRecordState with
+        // `add.fields=op,lsn,source.ts_ms` and deletes rewritten): the operation (r, c, u, d), the source
+        // LSN, the commit time (ms) and the delete marker ("true"/"false"). `ds_landing_id` (an identity)
+        // orders rows as they landed.
         "landing" => &[
             ("ds_landing_id", "bigint", false),
-            ("ds_cdc_op", "char(1)", true),
+            ("__op", "varchar(1)", true),
+            ("__lsn", "bigint", true),
+            ("__source_ts_ms", "bigint", true),
+            ("__deleted", "varchar(5)", true),
         ],
         _ => &[],
     }

@@ -1,0 +1,285 @@
+//! The IO of connector resources (`kafka_connect_connector`, `debezium_source`, `debezium_sink`): one
+//! implementation over Connect's REST API, with the Debezium source's incremental-snapshot signal on top.
+//!
+//! Attributes: `connect_url`, `name`, `config` (the map sent to Connect; secrets in it are only references
+//! such as `${env:SHOP_DB_PASSWORD}`, resolved by the worker), `paused`, optionally `credential` (the
+//! credential those references name, whose fingerprint is recorded as `secret_fingerprint`) and
+//! `connect_credential` (HTTP basic auth). A Debezium source also has `database`, `signal_table` and
+//! `credential` for the source database, where the signal is written.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::client::Connector;
+use crate::Action;
+use crate::live::{BoxFuture, Change, Ctx, Health, Level, Live, ProviderError};
+
+/// The recorded attribute holding the fingerprint of the connector's secret input.
+pub const FINGERPRINT: &str = "secret_fingerprint";
+/// The value a read gives [`FINGERPRINT`] when the credential changed since it was applied.
+pub const STALE: &str = "stale";
+/// How long an apply waits for a connector's tasks to run.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// The IO of a connector kind.
+pub struct ConnectorLive {
+    /// Whether this is a Debezium source (incremental snapshots of added tables).
+    pub debezium_source: bool,
+}
+
+/// A fingerprint of the credential `name` as `ds` resolves it now: a hash that tells a rotation, from
+/// which the secret cannot be had. `None` when it cannot be resolved here.
+pub fn fingerprint(ctx: &Ctx, name: &str) -> Option<String> {
+    let credential = ctx.credentials.resolve(name).ok()?;
+    let mut hash = Sha256::new();
+    for part in [
+        "ds-secret-fingerprint",
+        name,
+        &credential.user,
+        credential.password.expose(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    let digest = hash.finalize();
+    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn config_of(attributes: Option<&Value>) -> Map<String, Value> {
+    attributes
+        .and_then(|a| a.get("config"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn paused(attributes: Option<&Value>) -> bool {
+    attributes
+        .and_then(|a| a.get("paused"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+fn credential(attributes: &Value) -> Option<&str> {
+    attributes.get("credential").and_then(Value::as_str)
+}
+
+/// The tables of a `table.include.list`.
+fn include_list(config: &Map<String, Value>) -> Vec<String> {
+    config
+        .get("table.include.list")
+        .and_then(Value::as_str)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Live for ConnectorLive {
+    fn read<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        address: &'a str,
+        prior: &'a Value,
+        _container: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let connector = Connector::of(ctx, address, "read", prior)?;
+            let Some(config) = connector.config().await? else {
+                return Ok(None);
+            };
+            let status = connector.status().await?;
+            let mut now = prior.clone();
+            now["config"] = Value::Object(config);
+            let is_paused = status
+                .as_ref()
+                .is_some_and(|s| matches!(s.connector.as_str(), "PAUSED" | "STOPPED"));
+            if is_paused || prior.get("paused").is_some() {
+                now["paused"] = json!(is_paused);
+            }
+            if let Some(status) = &status {
+                if status.failed() {
+                    ctx.report(Health {
+                        address: address.to_string(),
+                        level: Level::Failed,
+                        message: format!("connector {}: {}", connector.name, status.failure()),
+                    });
+                } else if status.connector != "RUNNING" && !(is_paused && paused(Some(prior))) {
+                    ctx.report(Health {
+                        address: address.to_string(),
+                        level: Level::Warning,
+                        message: format!("connector {}: {}", connector.name, status.summary()),
+                    });
+                }
+            }
+            if let (Some(recorded), Some(name)) = (prior.get(FINGERPRINT), credential(prior))
+                && let Some(current) = fingerprint(ctx, name)
+                && recorded.as_str() != Some(current.as_str())
+            {
+                now[FINGERPRINT] = json!(STALE);
+            }
+            Ok(Some(now))
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        change: Change<'a>,
+    ) -> BoxFuture<'a, Result<Option<Value>, ProviderError>> {
+        Box::pin(async move {
+            let operation = crate::postgres::live::operation_name(change.action);
+            let attributes = change
+                .desired
+                .or(change.prior)
+                .expect("a change has desired or prior attributes");
+            let connector = Connector::of(ctx, change.address, operation, attributes)?;
+            if matches!(change.action, Action::Delete | Action::Replace) {
+                // A replace may also move it (another name or cluster): delete it where it was.
+                let old = change.prior.map_or(Ok(None), |prior| {
+                    Connector::of(ctx, change.address, operation, prior).map(Some)
+                })?;
+                old.as_ref().unwrap_or(&connector).delete().await?;
+                if change.action == Action::Delete {
+                    return Ok(None);
+                }
+            }
+            let desired = change
+                .desired
+                .expect("a create or update has desired attributes");
+            let config = config_of(Some(desired));
+            let prior_config = config_of(change.prior);
+            connector.validate(&config).await?;
+            let created = connector.put(&config).await?;
+            let want_paused = paused(Some(desired));
+            let status = connector.status().await?;
+            let is_paused = status
+                .as_ref()
+                .is_some_and(|s| matches!(s.connector.as_str(), "PAUSED" | "STOPPED"));
+            let fingerprint_now = credential(desired).and_then(|name| fingerprint(ctx, name));
+            let rotated = change.action == Action::Update
+                && config == prior_config
+                && change.prior.and_then(|p| p.get(FINGERPRINT))
+                    != fingerprint_now.as_ref().map(|f| json!(f)).as_ref();
+            if rotated && !want_paused {
+                // Same config, new secret: the worker reads it again only when the tasks restart.
+                connector.restart(false).await?;
+            }
+            if want_paused != is_paused {
+                connector.set_paused(want_paused).await?;
+            }
+            if self.debezium_source && !created && !want_paused {
+                self.snapshot_added(ctx, &connector, desired, &prior_config, &config)
+                    .await?;
+            }
+            connector.settle(want_paused, SETTLE).await?;
+            let mut recorded = desired.clone();
+            if let Some(fingerprint) = fingerprint_now {
+                recorded[FINGERPRINT] = json!(fingerprint);
+            }
+            Ok(Some(recorded))
+        })
+    }
+
+    fn heal<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        address: &'a str,
+        recorded: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async move {
+            let connector = Connector::of(ctx, address, "restart", recorded)?;
+            connector.restart(true).await?;
+            Ok(Some(format!(
+                "restarted the failed tasks of connector {}",
+                connector.name
+            )))
+        })
+    }
+}
+
+impl ConnectorLive {
+    /// After an update that added tables to a Debezium source's `table.include.list`: waits until the
+    /// tasks run with the new list, then writes an `execute-snapshot` signal for the added tables only,
+    /// so that their existing rows arrive without snapshotting the others again.
+    async fn snapshot_added(
+        &self,
+        ctx: &Ctx,
+        connector: &Connector<'_>,
+        desired: &Value,
+        prior_config: &Map<String, Value>,
+        config: &Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        let before = include_list(prior_config);
+        let added: Vec<String> = include_list(config)
+            .into_iter()
+            .filter(|t| !before.contains(t))
+            .collect();
+        if added.is_empty() {
+            return Ok(());
+        }
+        let wanted = config.get("table.include.list");
+        let started = std::time::Instant::now();
+        loop {
+            let tasks = connector.task_configs().await?;
+            if !tasks.is_empty() && tasks.iter().all(|t| t.get("table.include.list") == wanted) {
+                break;
+            }
+            if started.elapsed() > SETTLE {
+                return Err(connector.error(
+                    "/tasks",
+                    format!(
+                        "connector {}: its tasks did not take the new table.include.list within {} s",
+                        connector.name,
+                        SETTLE.as_secs()
+                    ),
+                    true,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        connector.settle(false, SETTLE).await?;
+        let target = crate::postgres::live::Target::of(desired);
+        let signal_table = desired.get("signal_table").and_then(Value::as_str);
+        let (Some(target), Some(signal_table)) = (target, signal_table) else {
+            return Err(connector.error(
+                "",
+                "the attributes do not say where the signal table is (database, credential, signal_table)"
+                    .into(),
+                false,
+            ));
+        };
+        let client = ctx.postgres.lease(ctx, &target, connector.address).await?;
+        let id = format!(
+            "ds-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let data = json!({ "data-collections": added, "type": "incremental" }).to_string();
+        let statement = format!(
+            "INSERT INTO {} (id, type, data) VALUES ($1, 'execute-snapshot', $2)",
+            crate::postgres::live::relation(signal_table)
+        );
+        client
+            .execute(&statement, &[&id, &data])
+            .await
+            .map_err(|e| ProviderError {
+                address: connector.address.to_string(),
+                operation: "signal".into(),
+                endpoint: target.endpoint(),
+                message: format!(
+                    "writing the incremental-snapshot signal into {signal_table}: {}",
+                    crate::postgres::live::describe(&e)
+                ),
+                transient: false,
+            })?;
+        Ok(())
+    }
+}
