@@ -344,9 +344,10 @@ fn sink_config(
             "rewrite".into(),
         );
     }
-    for (i, (topic, table)) in topics.iter().enumerate() {
-        let route = format!("route{i}");
+    for (topic, table) in topics {
+        // Named after its table, so that adding a dataset adds a transform and changes no other.
         let name = table.rsplit('.').next().unwrap_or(table);
+        let route = format!("route_{name}");
         put(
             &format!("transforms.{route}.type"),
             "org.apache.kafka.connect.transforms.RegexRouter".into(),
@@ -813,7 +814,8 @@ fn cdc_source(
             "snapshot.mode": "initial",
             "heartbeat.interval.ms": "10000",
             "signal.enabled.channels": "source",
-            "signal.data.collection": format!("{}.{signal_table}", dbname.as_str().unwrap_or("")),
+            // Postgres names it `<schema>.<table>` (no database).
+            "signal.data.collection": signal_table,
         }),
     );
     attributes["database"] = json!(database);

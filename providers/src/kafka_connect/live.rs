@@ -22,6 +22,10 @@ pub const FINGERPRINT: &str = "secret_fingerprint";
 pub const STALE: &str = "stale";
 /// How long an apply waits for a connector's tasks to run.
 const SETTLE: Duration = Duration::from_secs(60);
+/// How many incremental-snapshot signals an apply sends before giving up, and how long it waits for each
+/// to be acted on.
+const SIGNAL_ATTEMPTS: u32 = 4;
+const SIGNAL_WAIT: Duration = Duration::from_secs(12);
 
 /// The IO of a connector kind.
 pub struct ConnectorLive {
@@ -256,30 +260,60 @@ impl ConnectorLive {
             ));
         };
         let client = ctx.postgres.lease(ctx, &target, connector.address).await?;
-        let id = format!(
-            "ds-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
+        let failed = |what: &str, e: tokio_postgres::Error| ProviderError {
+            address: connector.address.to_string(),
+            operation: "signal".into(),
+            endpoint: target.endpoint(),
+            message: format!(
+                "{what} the signal table {signal_table}: {}",
+                crate::postgres::live::describe(&e)
+            ),
+            transient: false,
+        };
+        let table = crate::postgres::live::relation(signal_table);
+        let windows = format!("SELECT count(*) FROM {table} WHERE type = 'snapshot-window-open'");
+        let insert =
+            format!("INSERT INTO {table} (id, type, data) VALUES ($1, 'execute-snapshot', $2)");
         let data = json!({ "data-collections": added, "type": "incremental" }).to_string();
-        let statement = format!(
-            "INSERT INTO {} (id, type, data) VALUES ($1, 'execute-snapshot', $2)",
-            crate::postgres::live::relation(signal_table)
-        );
-        client
-            .execute(&statement, &[&id, &data])
-            .await
-            .map_err(|e| ProviderError {
-                address: connector.address.to_string(),
-                operation: "signal".into(),
-                endpoint: target.endpoint(),
-                message: format!(
-                    "writing the incremental-snapshot signal into {signal_table}: {}",
-                    crate::postgres::live::describe(&e)
-                ),
-                transient: false,
-            })?;
-        Ok(())
+        // A task that has not yet restarted with the new table list ignores the signal: Debezium shows
+        // that it acted by opening a snapshot window (a row in the signal table); until then, signal again.
+        for _ in 0..SIGNAL_ATTEMPTS {
+            let before: i64 = client
+                .query_one(&windows, &[])
+                .await
+                .map_err(|e| failed("reading", e))?
+                .get(0);
+            let id = format!(
+                "ds-{}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            );
+            client
+                .execute(&insert, &[&id, &data])
+                .await
+                .map_err(|e| failed("writing into", e))?;
+            let started = std::time::Instant::now();
+            while started.elapsed() < SIGNAL_WAIT {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let now: i64 = client
+                    .query_one(&windows, &[])
+                    .await
+                    .map_err(|e| failed("reading", e))?
+                    .get(0);
+                if now > before {
+                    return Ok(());
+                }
+            }
+        }
+        Err(connector.error(
+            "",
+            format!(
+                "connector {}: no incremental snapshot of {} started after {SIGNAL_ATTEMPTS} signals in {signal_table}",
+                connector.name,
+                added.join(", ")
+            ),
+            true,
+        ))
     }
 }
