@@ -5,17 +5,10 @@
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
 
-# Build `ds`, start the local stack (PostgreSQL), validate and format-check the quickstart, apply its
-# Postgres part (schemas, tables, views, roles, grants), then show that nothing is left to do there.
-demo: stack-up
-	cargo build --release -p cli
-	./target/release/ds validate -C examples/quickstart
-	./target/release/ds fmt --check -C examples/quickstart
-	set -a && . ./.stack/env && ./target/release/ds apply -C examples/quickstart \
-	  --state target/demo/state.json --auto-approve $(POSTGRES_KINDS)
-	set -a && . ./.stack/env && ./target/release/ds plan -C examples/quickstart \
-	  --state target/demo/state.json $(POSTGRES_KINDS)
-	@echo "demo: the quickstart's Postgres part is applied (psql \"\$$(. ./.stack/env && echo \$$DS_STACK_PG_URL)\" to look)"
+# The main job end to end: start the local stack (PostgreSQL, Kafka, Connect with Debezium), check and apply
+# the quickstart model, then move a change from the shop's database to the landing tables (scripts/demo).
+demo:
+	scripts/demo
 
 # Every test of the workspace, with the real services of the local stack.
 test: stack-up
@@ -26,7 +19,7 @@ bench:
 	cargo xtask bench-validate
 
 stack-up:
-	scripts/stack up
+	scripts/stack up all
 
 stack-down:
 	scripts/stack down

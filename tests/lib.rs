@@ -163,3 +163,116 @@ impl Drop for TestDatabase {
         );
     }
 }
+
+/// The Kafka Connect worker that `scripts/stack up kafka` (or `up all`) started.
+pub struct Connect {
+    /// `http://127.0.0.1:8083`.
+    pub url: String,
+}
+
+/// The stack's Kafka Connect. Without it, a test fails when `CI` is set and is skipped otherwise (`None`).
+pub fn connect() -> Option<&'static Connect> {
+    static CONNECT: OnceLock<Option<Connect>> = OnceLock::new();
+    let connect = CONNECT.get_or_init(|| {
+        let url = stack_env().get("DS_STACK_CONNECT_URL")?.clone();
+        let connect = Connect { url };
+        (connect.call("GET", "/connector-plugins", None).0 == 200).then_some(connect)
+    });
+    if connect.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Kafka Connect is not running: start it with `scripts/stack up all` (CI is set: this test fails rather than skips)"
+        );
+        eprintln!("skipping: Kafka Connect is not running (`scripts/stack up all` starts it)");
+    }
+    connect.as_ref()
+}
+
+impl Connect {
+    /// One REST call with curl: the status and the JSON body (`null` when there is none).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut command = std::process::Command::new("curl");
+        command
+            .args(["-s", "-m", "30", "-X", method, "-w", "\n%{http_code}"])
+            .arg(format!("{}{path}", self.url));
+        if let Some(body) = body {
+            command
+                .args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(body.to_string());
+        }
+        let out = command.output().expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The connector's status (`GET /connectors/{name}/status`), `None` when there is none.
+    pub fn status(&self, name: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.call("GET", &format!("/connectors/{name}/status"), None);
+        (status == 200).then_some(body)
+    }
+
+    /// Waits up to `seconds` for `check` to hold on the connector's status; panics with the last one.
+    pub fn wait_status(
+        &self,
+        name: &str,
+        seconds: u64,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            last = self.status(name);
+            if last.as_ref().is_some_and(&check) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("connector {name}: status not as expected within {seconds} s: {last:?}");
+    }
+
+    /// Names of the connectors whose name contains `tag`.
+    pub fn connectors(&self, tag: &str) -> Vec<String> {
+        let (_, body) = self.call("GET", "/connectors", None);
+        body.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .filter(|n| n.contains(tag))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Deletes, when dropped, every connector whose name contains its tag: a test's connectors go before its
+/// databases (whose slots they hold).
+pub struct ConnectorsOf(pub &'static Connect, pub String);
+
+impl Drop for ConnectorsOf {
+    fn drop(&mut self) {
+        for name in self.0.connectors(&self.1) {
+            self.0.call("DELETE", &format!("/connectors/{name}"), None);
+        }
+    }
+}
+
+/// Polls `query` (a function returning text) until it equals `want`, for up to `seconds`; returns the last
+/// value seen.
+pub fn eventually(seconds: u64, want: &str, query: impl Fn() -> String) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let got = query();
+        if got == want || std::time::Instant::now() >= deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}

@@ -2,5 +2,6 @@
 
 mod apply;
 mod cli;
+mod connect;
 mod plan;
 mod validate;

@@ -1,7 +1,7 @@
 //! Kafka Connect's REST API: one call with the retry policy, and the connector calls the kinds use.
 //!
-//! Retries: `409 Conflict` (a rebalance is in progress), `503`/`504` and a `404` without a JSON body (the
-//! worker is still starting) are tried again with exponential backoff and jitter for up to
+//! Retries: `409 Conflict` and `500` "a rebalance is expected" (a rebalance is in progress), `503`/`504`
+//! and a `404` without a JSON body (the worker is still starting) are tried again with exponential backoff and jitter for up to
 //! [`BUSY_DEADLINE`]; a connection that cannot be made is tried for [`DOWN_DEADLINE`] only, so that a worker
 //! that is down fails a plan fast. Every other answer goes back to the caller, and an error names the
 //! connector, the endpoint and the message Connect returned.
@@ -305,8 +305,19 @@ impl<'a> Connector<'a> {
                     let status = response.status().as_u16();
                     let text = response.text().await.unwrap_or_default();
                     let parsed: Option<Value> = serde_json::from_str(&text).ok();
-                    let busy =
-                        matches!(status, 409 | 503 | 504) || (status == 404 && parsed.is_none());
+                    // A rebalance answers 409, or 500 "Request cannot be completed because a rebalance
+                    // is expected"; a worker still starting answers 404 without a JSON body.
+                    // (A 409 "already exists" answers a create, and is not busy.)
+                    let message = parsed
+                        .as_ref()
+                        .and_then(|b| b.get("message"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let rebalancing = status == 500 && message.contains("rebalance");
+                    let busy = (status == 409 && !message.contains("already exists"))
+                        || matches!(status, 503 | 504)
+                        || rebalancing
+                        || (status == 404 && parsed.is_none());
                     let body = parsed.unwrap_or_else(|| {
                         if text.trim().is_empty() {
                             Value::Null
@@ -446,13 +457,108 @@ impl<'a> Connector<'a> {
         }
     }
 
-    /// Deletes the connector; one that is gone already is fine.
+    /// Deletes the connector and waits until Connect no longer lists it (its tasks stopped, so that a
+    /// replication slot it read can be dropped next); one that is gone already is fine.
     pub async fn delete(&self) -> Result<(), ProviderError> {
         let path = self.path("");
         let reply = self.call(Method::DELETE, &path, None).await?;
+        if !matches!(reply.status, 200 | 204 | 404) {
+            return Err(self.unexpected(&Method::DELETE, &path, &reply));
+        }
+        let started = Instant::now();
+        while started.elapsed() < BUSY_DEADLINE {
+            if self.status().await?.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(self.error(
+            &path,
+            format!(
+                "connector {}: still listed {} s after it was deleted",
+                self.name,
+                BUSY_DEADLINE.as_secs()
+            ),
+            true,
+        ))
+    }
+
+    /// Forgets the connector's offsets (`PUT /stop`, then `DELETE /offsets`), before it is deleted for
+    /// good: Connect keeps offsets by connector name, and a connector created later under the same name
+    /// (the store added again, with a new slot) would otherwise resume from a position that no longer
+    /// exists. A worker without these endpoints (before Kafka 3.6) keeps them.
+    pub async fn forget_offsets(&self) -> Result<(), ProviderError> {
+        if self.stop().await? {
+            self.delete_offsets().await?;
+        }
+        Ok(())
+    }
+
+    /// Stops the connector (`PUT /connectors/{name}/stop`) and waits until it and its tasks are STOPPED;
+    /// false when the worker has no such endpoint (before Kafka 3.5).
+    pub async fn stop(&self) -> Result<bool, ProviderError> {
+        let stop = self.path("/stop");
+        let reply = self.call(Method::PUT, &stop, None).await?;
         match reply.status {
-            200 | 204 | 404 => Ok(()),
-            _ => Err(self.unexpected(&Method::DELETE, &path, &reply)),
+            200..=299 => {}
+            404 | 405 => return Ok(false),
+            _ => return Err(self.unexpected(&Method::PUT, &stop, &reply)),
+        }
+        let started = Instant::now();
+        while self.status().await?.is_some_and(|s| {
+            s.connector != "STOPPED" || s.tasks.iter().any(|(_, st, _)| st != "STOPPED")
+        }) {
+            if started.elapsed() > BUSY_DEADLINE {
+                return Err(self.error(
+                    &stop,
+                    format!(
+                        "connector {}: not STOPPED after {} s",
+                        self.name,
+                        BUSY_DEADLINE.as_secs()
+                    ),
+                    true,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(true)
+    }
+
+    /// `DELETE /connectors/{name}/offsets` (the connector must be stopped).
+    pub async fn delete_offsets(&self) -> Result<(), ProviderError> {
+        let offsets = self.path("/offsets");
+        let reply = self.call(Method::DELETE, &offsets, None).await?;
+        match reply.status {
+            200..=299 | 404 | 405 => Ok(()),
+            _ => Err(self.unexpected(&Method::DELETE, &offsets, &reply)),
+        }
+    }
+
+    /// The connector's committed source offsets (`GET /connectors/{name}/offsets`): the `offset` objects.
+    pub async fn offsets(&self) -> Result<Vec<Value>, ProviderError> {
+        let path = self.path("/offsets");
+        let reply = self.call(Method::GET, &path, None).await?;
+        match reply.status {
+            200 => Ok(reply.body["offsets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| o["offset"].clone())
+                .collect()),
+            404 | 405 => Ok(Vec::new()),
+            _ => Err(self.unexpected(&Method::GET, &path, &reply)),
+        }
+    }
+
+    /// Creates the connector in the STOPPED state (`POST /connectors` with `initial_state`), so that its
+    /// offsets can be looked at before it runs; false when a connector of that name exists already.
+    pub async fn create_stopped(&self, config: &Map<String, Value>) -> Result<bool, ProviderError> {
+        let body = json!({ "name": self.name, "config": config, "initial_state": "STOPPED" });
+        let reply = self.call(Method::POST, "/connectors", Some(&body)).await?;
+        match reply.status {
+            201 => Ok(true),
+            409 if reply.message().contains("already exists") => Ok(false),
+            _ => Err(self.unexpected(&Method::POST, "/connectors", &reply)),
         }
     }
 

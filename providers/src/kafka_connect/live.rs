@@ -149,7 +149,13 @@ impl Live for ConnectorLive {
                 let old = change.prior.map_or(Ok(None), |prior| {
                     Connector::of(ctx, change.address, operation, prior).map(Some)
                 })?;
-                old.as_ref().unwrap_or(&connector).delete().await?;
+                let old = old.as_ref().unwrap_or(&connector);
+                // A source's offsets point into its replication slot, which goes with it: forget them.
+                // A sink's are positions in topics that stay, so a sink made again resumes after them.
+                if self.debezium_source && old.config().await?.is_some() {
+                    old.forget_offsets().await?;
+                }
+                old.delete().await?;
                 if change.action == Action::Delete {
                     return Ok(None);
                 }
@@ -158,27 +164,48 @@ impl Live for ConnectorLive {
                 .desired
                 .expect("a create or update has desired attributes");
             let config = config_of(Some(desired));
-            let prior_config = config_of(change.prior);
-            connector.validate(&config).await?;
-            let created = connector.put(&config).await?;
+            // A create or replace finds nothing there (a replace deleted it above).
+            let fresh = change.action != Action::Update;
+            let prior_config = if fresh {
+                Map::new()
+            } else {
+                config_of(change.prior)
+            };
+            let config_changed = fresh || config != prior_config;
+            let mut created = false;
+            if self.debezium_source && fresh {
+                // Made stopped (or stopped, when one of that name is there already), so that offsets a
+                // former connector of that name left behind are looked at before it reads.
+                connector.validate(&config).await?;
+                let stopped = connector.create_stopped(&config).await? || {
+                    connector.put(&config).await?;
+                    connector.stop().await?
+                };
+                if stopped {
+                    self.forget_stale_offsets(ctx, &connector, desired, &config)
+                        .await?;
+                }
+                connector.set_paused(false).await?;
+            } else if config_changed {
+                connector.validate(&config).await?;
+                created = connector.put(&config).await?;
+            }
             let want_paused = paused(Some(desired));
-            let status = connector.status().await?;
-            let is_paused = status
-                .as_ref()
-                .is_some_and(|s| matches!(s.connector.as_str(), "PAUSED" | "STOPPED"));
+            let was_paused = !fresh && paused(change.prior);
             let fingerprint_now = credential(desired).and_then(|name| fingerprint(ctx, name));
-            let rotated = change.action == Action::Update
-                && config == prior_config
+            let rotated = !config_changed
                 && change.prior.and_then(|p| p.get(FINGERPRINT))
                     != fingerprint_now.as_ref().map(|f| json!(f)).as_ref();
             if rotated && !want_paused {
                 // Same config, new secret: the worker reads it again only when the tasks restart.
                 connector.restart(false).await?;
             }
-            if want_paused != is_paused {
+            // Decided from the (refreshed) record, not from the status right after a PUT, which is in
+            // transition; pausing a paused connector or resuming a running one changes nothing.
+            if want_paused || was_paused {
                 connector.set_paused(want_paused).await?;
             }
-            if self.debezium_source && !created && !want_paused {
+            if self.debezium_source && config_changed && !created && !want_paused {
                 self.snapshot_added(ctx, &connector, desired, &prior_config, &config)
                     .await?;
             }
@@ -209,6 +236,53 @@ impl Live for ConnectorLive {
 }
 
 impl ConnectorLive {
+    /// A Debezium source created (stopped) under a name Connect has offsets for: a connector of that name
+    /// ran before, and was deleted without its offsets being forgotten. When they point before what its
+    /// slot still has (the slot was made again since), Debezium would fail ("no longer available on the
+    /// server"): forget them, so that it snapshots afresh. Offsets the slot still covers are kept, so that
+    /// a connector deleted out of band resumes where it stopped, losing nothing.
+    async fn forget_stale_offsets(
+        &self,
+        ctx: &Ctx,
+        connector: &Connector<'_>,
+        desired: &Value,
+        config: &Map<String, Value>,
+    ) -> Result<(), ProviderError> {
+        let offsets = connector.offsets().await?;
+        let Some(lsn) = offsets.iter().filter_map(|o| o["lsn"].as_i64()).max() else {
+            return Ok(());
+        };
+        let (Some(target), Some(slot)) = (
+            crate::postgres::live::Target::of(desired),
+            config.get("slot.name").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        let client = ctx.postgres.lease(ctx, &target, connector.address).await?;
+        let restart: Option<i64> = client
+            .query_opt(
+                "SELECT (restart_lsn - '0/0')::bigint FROM pg_replication_slots \
+                 WHERE slot_name = $1 AND database = current_database()",
+                &[&slot],
+            )
+            .await
+            .map_err(|e| ProviderError {
+                address: connector.address.to_string(),
+                operation: "create".into(),
+                endpoint: target.endpoint(),
+                message: format!(
+                    "reading the slot {slot}: {}",
+                    crate::postgres::live::describe(&e)
+                ),
+                transient: false,
+            })?
+            .and_then(|row| row.get(0));
+        if restart.is_none_or(|restart| lsn < restart) {
+            connector.delete_offsets().await?;
+        }
+        Ok(())
+    }
+
     /// After an update that added tables to a Debezium source's `table.include.list`: waits until the
     /// tasks run with the new list, then writes an `execute-snapshot` signal for the added tables only,
     /// so that their existing rows arrive without snapshotting the others again.
@@ -228,6 +302,8 @@ impl ConnectorLive {
         if added.is_empty() {
             return Ok(());
         }
+        // The task configs show the new list before the tasks restart with it (necessary, not sufficient:
+        // the signal below is repeated until Debezium acts on it).
         let wanted = config.get("table.include.list");
         let started = std::time::Instant::now();
         loop {
