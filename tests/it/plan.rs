@@ -494,3 +494,63 @@ fn plan_format_doc_example_is_what_ds_reads_and_shows() {
     let shown = ds(&["show", path.to_str().unwrap()]);
     assert_eq!(String::from_utf8(shown.stdout).unwrap(), text);
 }
+
+#[test]
+fn cdc_connectors_compile_with_secret_references_routes_and_a_signal_table() {
+    let graph = compile(&root("examples/quickstart"));
+    let source = &graph.get("debezium_source.customer_db").unwrap().attributes;
+    let config = &source["config"];
+    assert_eq!(config["database.user"], "${env:SHOP_DB_USER}");
+    assert_eq!(config["database.password"], "${env:SHOP_DB_PASSWORD}");
+    assert_eq!(config["topic.prefix"], "ds.local.customer_db");
+    assert_eq!(
+        config["signal.data.collection"],
+        "public.ds_customer_db_signal"
+    );
+    assert_eq!(config["publication.autocreate.mode"], "disabled");
+    assert_eq!(source["signal_table"], "public.ds_customer_db_signal");
+    assert_eq!(source["paused"], false);
+    let publication = &graph
+        .get("debezium_publication.customer_db")
+        .unwrap()
+        .attributes;
+    assert_eq!(publication["signal_table"], source["signal_table"]);
+
+    let sink = &graph
+        .get("debezium_sink.zero_live.customer_db")
+        .unwrap()
+        .attributes["config"];
+    assert_eq!(sink["connection.password"], "${env:MERGE_RW_PASSWORD}");
+    assert_eq!(sink["collection.name.format"], "zero_live.${topic}");
+    assert_eq!(
+        sink["transforms"],
+        "unwrap,route_customer_db__addresses__landing,route_customer_db__customers__landing"
+    );
+    assert_eq!(
+        sink["transforms.route_customer_db__customers__landing.regex"],
+        r"^ds\.local\.customer_db\.public\.customers$"
+    );
+    // Every connector attribute a kind validates.
+    for resource in graph.resources() {
+        resource.kind.validate(&resource.attributes).unwrap();
+    }
+
+    // With a credentials directory, the worker reads the same files.
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root("examples/quickstart")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".ds.hcl") {
+            let text = std::fs::read_to_string(&path).unwrap().replace(
+                "credentials = { kind = \"env\" }",
+                "credentials = { kind = \"directory\", path = \"/etc/ds/credentials/\" }",
+            );
+            std::fs::write(tmp.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let graph = compile(tmp.path());
+    let config = &graph.get("debezium_source.customer_db").unwrap().attributes["config"];
+    assert_eq!(
+        config["database.password"],
+        "${dir:/etc/ds/credentials/shop_db:password}"
+    );
+}
