@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole test suite).
 
-.PHONY: demo test bench bench-apply stack-up stack-down
+.PHONY: demo test bench bench-apply bench-connect stack-up stack-down
 
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
@@ -39,3 +39,8 @@ bench-apply: stack-up
 	  $(POSTGRES_KINDS) 2>&1 | grep -E "^(Apply|apply:)"
 	set -a && . ./.stack/env && /usr/bin/time -f "refresh and plan: %e s, %M KB peak" ./target/release/ds plan \
 	  -C target/bench-apply/model --state target/bench-apply/state.json $(POSTGRES_KINDS) 2>&1 | tail -2
+
+# Refresh of 500 Kafka Connect connectors (docs/benchmarks.md): creates 500 FileStreamSink connectors on the
+# stack's Connect worker, times `ds plan` against a state that records them, and deletes them again.
+bench-connect: stack-up
+	scripts/bench-connect
