@@ -189,8 +189,30 @@ pub fn connect() -> Option<&'static Connect> {
 }
 
 impl Connect {
-    /// One REST call with curl: the status and the JSON body (`null` when there is none).
+    /// One REST call with curl: the status and the JSON body (`null` when there is none). While the worker
+    /// rebalances (other tests add connectors) it answers 409 or 500 "rebalance": tried again for up to 30 s.
     pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, reply) = self.call_once(method, path, body);
+            let rebalancing = status == 409
+                || (status == 500
+                    && reply["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("rebalance")));
+            if !rebalancing || std::time::Instant::now() > deadline {
+                return (status, reply);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn call_once(
         &self,
         method: &str,
         path: &str,

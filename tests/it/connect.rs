@@ -155,11 +155,15 @@ impl Pipeline {
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
-    /// `op:id` of each row of a landing table, in landing order.
+    /// `op:id` of each event in a landing table, in landing order. Delivery is at least once (a task
+    /// restarted by a rebalance sends again from its last committed offset): a row repeating an event
+    /// already landed (same operation, key and source LSN) is counted once, where it first landed, as the
+    /// merge counts it.
     fn landed(&self, platform: &str, dataset: &str) -> String {
         self.merge.sql(&format!(
-            "SELECT coalesce(string_agg(__op || ':' || id, ',' ORDER BY ds_landing_id), '') \
-             FROM {platform}.cdb_{}__{dataset}__landing",
+            "SELECT coalesce(string_agg(op || ':' || id, ',' ORDER BY first), '') FROM ( \
+               SELECT __op AS op, id, min(ds_landing_id) AS first \
+               FROM {platform}.cdb_{}__{dataset}__landing GROUP BY __op, id, __lsn) events",
             self.tag
         ))
     }

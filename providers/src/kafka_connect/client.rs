@@ -307,15 +307,13 @@ impl<'a> Connector<'a> {
                     let parsed: Option<Value> = serde_json::from_str(&text).ok();
                     // A rebalance answers 409, or 500 "Request cannot be completed because a rebalance
                     // is expected"; a worker still starting answers 404 without a JSON body.
-                    // (A 409 "already exists" answers a create, and is not busy.)
-                    let message = parsed
-                        .as_ref()
-                        .and_then(|b| b.get("message"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let rebalancing = status == 500 && message.contains("rebalance");
-                    let busy = (status == 409 && !message.contains("already exists"))
-                        || matches!(status, 503 | 504)
+                    let rebalancing = status == 500
+                        && parsed
+                            .as_ref()
+                            .and_then(|b| b.get("message"))
+                            .and_then(Value::as_str)
+                            .is_some_and(|m| m.contains("rebalance"));
+                    let busy = matches!(status, 409 | 503 | 504)
                         || rebalancing
                         || (status == 404 && parsed.is_none());
                     let body = parsed.unwrap_or_else(|| {
@@ -547,18 +545,6 @@ impl<'a> Connector<'a> {
                 .collect()),
             404 | 405 => Ok(Vec::new()),
             _ => Err(self.unexpected(&Method::GET, &path, &reply)),
-        }
-    }
-
-    /// Creates the connector in the STOPPED state (`POST /connectors` with `initial_state`), so that its
-    /// offsets can be looked at before it runs; false when a connector of that name exists already.
-    pub async fn create_stopped(&self, config: &Map<String, Value>) -> Result<bool, ProviderError> {
-        let body = json!({ "name": self.name, "config": config, "initial_state": "STOPPED" });
-        let reply = self.call(Method::POST, "/connectors", Some(&body)).await?;
-        match reply.status {
-            201 => Ok(true),
-            409 if reply.message().contains("already exists") => Ok(false),
-            _ => Err(self.unexpected(&Method::POST, "/connectors", &reply)),
         }
     }
 

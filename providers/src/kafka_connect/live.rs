@@ -173,22 +173,13 @@ impl Live for ConnectorLive {
             };
             let config_changed = fresh || config != prior_config;
             let mut created = false;
-            if self.debezium_source && fresh {
-                // Made stopped (or stopped, when one of that name is there already), so that offsets a
-                // former connector of that name left behind are looked at before it reads.
+            if config_changed {
                 connector.validate(&config).await?;
-                let stopped = connector.create_stopped(&config).await? || {
-                    connector.put(&config).await?;
-                    connector.stop().await?
-                };
-                if stopped {
+                created = connector.put(&config).await?;
+                if self.debezium_source && fresh {
                     self.forget_stale_offsets(ctx, &connector, desired, &config)
                         .await?;
                 }
-                connector.set_paused(false).await?;
-            } else if config_changed {
-                connector.validate(&config).await?;
-                created = connector.put(&config).await?;
             }
             let want_paused = paused(Some(desired));
             let was_paused = !fresh && paused(change.prior);
@@ -205,7 +196,7 @@ impl Live for ConnectorLive {
             if want_paused || was_paused {
                 connector.set_paused(want_paused).await?;
             }
-            if self.debezium_source && config_changed && !created && !want_paused {
+            if self.debezium_source && !fresh && config_changed && !created && !want_paused {
                 self.snapshot_added(ctx, &connector, desired, &prior_config, &config)
                     .await?;
             }
@@ -236,10 +227,10 @@ impl Live for ConnectorLive {
 }
 
 impl ConnectorLive {
-    /// A Debezium source created (stopped) under a name Connect has offsets for: a connector of that name
-    /// ran before, and was deleted without its offsets being forgotten. When they point before what its
-    /// slot still has (the slot was made again since), Debezium would fail ("no longer available on the
-    /// server"): forget them, so that it snapshots afresh. Offsets the slot still covers are kept, so that
+    /// A Debezium source created under a name Connect has offsets for: a connector of that name ran
+    /// before, and was deleted without its offsets being forgotten. When they point before what its slot
+    /// still has (the slot was made again since), Debezium fails ("no longer available on the server"):
+    /// stop it, forget them and resume it, so that it snapshots afresh. Offsets the slot still covers are kept, so that
     /// a connector deleted out of band resumes where it stopped, losing nothing.
     async fn forget_stale_offsets(
         &self,
@@ -277,8 +268,10 @@ impl ConnectorLive {
                 transient: false,
             })?
             .and_then(|row| row.get(0));
-        if restart.is_none_or(|restart| lsn < restart) {
+        if restart.is_none_or(|restart| lsn < restart) && connector.stop().await? {
+            // Its task may have failed on them already: it starts afresh when resumed.
             connector.delete_offsets().await?;
+            connector.set_paused(false).await?;
         }
         Ok(())
     }
