@@ -70,6 +70,26 @@ fn credential(attributes: &Value) -> Option<&str> {
     attributes.get("credential").and_then(Value::as_str)
 }
 
+/// Whether Connect (or a proxy in front of it) shows a value masked rather than as it was set.
+fn masked(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|v| v == "[hidden]" || (v.len() >= 3 && v.chars().all(|c| c == '*')))
+}
+
+/// A live config with masked values taken from the record: a masked secret cannot be compared as text
+/// (its rotation shows through the fingerprint instead).
+fn unmask(mut live: Map<String, Value>, recorded: &Map<String, Value>) -> Map<String, Value> {
+    for (key, value) in live.iter_mut() {
+        if masked(value)
+            && let Some(recorded) = recorded.get(key)
+        {
+            *value = recorded.clone();
+        }
+    }
+    live
+}
+
 /// The tables of a `table.include.list`.
 fn include_list(config: &Map<String, Value>) -> Vec<String> {
     config
@@ -100,7 +120,7 @@ impl Live for ConnectorLive {
             };
             let status = connector.status().await?;
             let mut now = prior.clone();
-            now["config"] = Value::Object(config);
+            now["config"] = Value::Object(unmask(config, &config_of(Some(prior))));
             let is_paused = status
                 .as_ref()
                 .is_some_and(|s| matches!(s.connector.as_str(), "PAUSED" | "STOPPED"));
@@ -384,5 +404,33 @@ impl ConnectorLive {
             ),
             true,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_values_are_not_compared_as_text() {
+        let recorded = json!({"connection.password": "${env:X_PASSWORD}", "topics": "a"});
+        let live = json!({"connection.password": "[hidden]", "topics": "b", "other": "****"});
+        let unmasked = unmask(
+            live.as_object().unwrap().clone(),
+            recorded.as_object().unwrap(),
+        );
+        assert_eq!(unmasked["connection.password"], "${env:X_PASSWORD}");
+        // Real differences stay; a masked value with no record stays as it is (drift: a key added).
+        assert_eq!(unmasked["topics"], "b");
+        assert_eq!(unmasked["other"], "****");
+    }
+
+    #[test]
+    fn include_lists_split_on_commas() {
+        let config = json!({"table.include.list": "public.a, public.b,"});
+        assert_eq!(
+            include_list(config.as_object().unwrap()),
+            ["public.a", "public.b"]
+        );
     }
 }
