@@ -131,6 +131,9 @@ it is: the next plan shows only how it really differs from the model, instead of
     /// Inspect and repair the recorded state: list, show, rm, unlock
     #[command(subcommand)]
     State(commands::state::StateCommand),
+    /// Move data now: `ds merge run DATA_PLATFORM STORE` runs one batch of an ingestion stream
+    #[command(subcommand)]
+    Merge(commands::merge::MergeCommand),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -164,6 +167,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::plan::show(dir, &args),
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),
+        Command::Merge(command) => commands::merge::run(dir, &command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -507,6 +507,13 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             format!("postgres_table.{schema}.ds_batch_metrics"),
         ];
         let mut per_dataset_tables: Vec<(String, Vec<String>)> = Vec::new();
+        // What the stream's job needs to know of each dataset: where it comes from, its columns and key,
+        // and its tables here.
+        let mut specs: BTreeMap<String, Value> = BTreeMap::new();
+        let source_schema = capture
+            .and_then(|c| c.source.as_ref())
+            .and_then(|s| s.schema.as_ref())
+            .map_or("public", |v| v.value.as_str());
         for dataset in &store.store.datasets {
             let Some(table) = &dataset.table else {
                 continue;
@@ -514,6 +521,22 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             let ds_name = lower(&dataset.name.value);
             let columns = columns_value(table.columns.iter().map(|c| column_text(c, c.nullable)));
             let key: Vec<String> = dataset.primary_key().iter().map(|k| lower(k)).collect();
+            let mut spec = json!({
+                "columns": columns.clone(),
+                "key": key.clone(),
+                "staging": identifier(&format!("{store_name}__{ds_name}__staging")),
+                "merge": identifier(&format!("{store_name}__{ds_name}__merge")),
+            });
+            if let Some(capture) = capture {
+                spec["source"] = json!(format!(
+                    "{source_schema}.{}",
+                    source_table(capture, dataset)
+                ));
+            }
+            if lands {
+                spec["landing"] = json!(identifier(&format!("{store_name}__{ds_name}__landing")));
+            }
+            specs.insert(ds_name.clone(), spec);
             // The job depends on the merge table (and the landing table), the merge table on the staging
             // table: the stream's tables exist before its job, without the job listing every one.
             let mut own = Vec::new();
@@ -554,9 +577,27 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
         }
         let source = capture.and_then(|c| c.source.as_ref());
         let job_attributes = |datasets: Vec<&str>| {
+            // The stream's key in the control tables (as the history views join them): the store, or
+            // store and dataset for a store captured one dataset at a time.
+            let stream = match datasets.as_slice() {
+                [one] if capture.is_some_and(|c| c.single_dataset) => {
+                    format!("{store_name}__{one}")
+                }
+                _ => store_name.clone(),
+            };
+            let tables: serde_json::Map<String, Value> = datasets
+                .iter()
+                .filter_map(|d| Some((d.to_string(), specs.get(*d)?.clone())))
+                .collect();
             let mut attributes = json!({
                 "kind": "ingest",
                 "data_platform": schema,
+                "stream": stream,
+                "milestoning": if milestoning == Milestoning::Forensic { "forensic" } else { "live" },
+                "merge_database": merge_database(platform),
+                "merge_credential": merge_credential(platform),
+                "staging_batches_to_keep": dp.staging_batches_to_keep.as_ref().map_or(5, |k| k.value),
+                "tables": tables,
                 "store": store_name,
                 "capture": kind.map_or("transformer", |k| k.as_str()),
                 "datasets": datasets,
@@ -937,12 +978,15 @@ fn workspace(
                 } else {
                     store_name.clone()
                 };
+                // A version holds for batches `batch_in ..= batch_out`: from the commit of its first batch
+                // until the commit of the batch that replaced it (`batch_out + 1`, written so that the live
+                // version's 2147483647 does not overflow).
                 let definition = format!(
                     "SELECT {}, m.ds_surf_batch_in, m.ds_surf_batch_out, bi.committed_at AS ds_valid_from, \
                      CASE WHEN m.ds_surf_batch_out = {LIVE_BATCH_OUT} THEN NULL ELSE bo.committed_at END AS ds_valid_to \
                      FROM {dp_schema}.{merge} AS m \
                      LEFT JOIN {dp_schema}.ds_batch_metrics AS bi ON bi.stream = '{stream}' AND bi.batch_id = m.ds_surf_batch_in \
-                     LEFT JOIN {dp_schema}.ds_batch_metrics AS bo ON bo.stream = '{stream}' AND bo.batch_id = m.ds_surf_batch_out",
+                     LEFT JOIN {dp_schema}.ds_batch_metrics AS bo ON bo.stream = '{stream}' AND bo.batch_id - 1 = m.ds_surf_batch_out",
                     cols.iter()
                         .map(|c| format!("m.{c}"))
                         .collect::<Vec<_>>()

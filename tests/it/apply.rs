@@ -989,7 +989,14 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
             pg.port, source.name
         ),
     );
-    let slot_name = "ds_customer_db";
+    // Slot names are cluster-wide: the store gets a name of its own (as does everything named after it).
+    let store = format!("cdb{}", case.prefix);
+    for entry in std::fs::read_dir(&case.model).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("customer_db", &store)).unwrap();
+    }
+    let slot_name = &format!("ds_{store}");
     let kinds = [
         "--target",
         "debezium_publication",
@@ -1016,8 +1023,8 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
     let out = run(&["apply", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
-        source.sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'ds_customer_db'"),
-        "addresses,customers,ds_customer_db_signal"
+        source.sql(&format!("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = '{slot_name}'")),
+        format!("addresses,customers,ds_{store}_signal")
     );
     assert_eq!(
         source.sql(&format!(
@@ -1029,16 +1036,20 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // Drift: the slot dropped and a table left out of the publication by hand; reconcile puts both back.
     source.sql(&format!("SELECT pg_drop_replication_slot('{slot_name}')"));
-    source.sql("ALTER PUBLICATION ds_customer_db SET TABLE public.customers");
+    source.sql(&format!(
+        "ALTER PUBLICATION {slot_name} SET TABLE public.customers"
+    ));
     let out = run(&["reconcile", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("- debezium_slot.customer_db   (deleted outside ds)"),
+        text(&out).contains(&format!("- debezium_slot.{store}   (deleted outside ds)")),
         "{}",
         text(&out)
     );
     assert_eq!(
-        source.sql("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'ds_customer_db'"),
+        source.sql(&format!(
+            "SELECT count(*) FROM pg_publication_tables WHERE pubname = '{slot_name}'"
+        )),
         "3"
     );
     assert_eq!(
@@ -1059,7 +1070,7 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
     let end = text_now[start..].find("\n  }\n").unwrap() + start + "\n  }\n".len();
     let without: String = format!("{}{}", &text_now[..start], &text_now[end..])
         .lines()
-        .filter(|l| !l.contains("sink \"customer_db\"") && !l.contains("sink \"directory\""))
+        .filter(|l| !l.contains(&format!("sink \"{store}\"")) && !l.contains("sink \"directory\""))
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&team, without).unwrap();
@@ -1069,7 +1080,7 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
         "apply",
         "--auto-approve",
         "--allow-destroy",
-        "debezium_slot.customer_db",
+        &format!("debezium_slot.{store}"),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
@@ -1079,7 +1090,9 @@ fn the_publication_and_slot_of_a_cdc_store_apply_refresh_repair_and_delete() {
         "0"
     );
     assert_eq!(
-        source.sql("SELECT count(*) FROM pg_publication WHERE pubname = 'ds_customer_db'"),
+        source.sql(&format!(
+            "SELECT count(*) FROM pg_publication WHERE pubname = '{slot_name}'"
+        )),
         "0"
     );
 }

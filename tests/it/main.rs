@@ -3,5 +3,6 @@
 mod apply;
 mod cli;
 mod connect;
+mod merge;
 mod plan;
 mod validate;

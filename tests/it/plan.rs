@@ -321,7 +321,7 @@ fn markdown_plan_is_a_pull_request_comment() {
     let out = plan_case("destroy_protected", &["--format", "markdown"]);
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(
-        md.starts_with("### ds plan: 0 to create, 0 to update, 14 to replace, 0 to delete"),
+        md.starts_with("### ds plan: 0 to create, 2 to update, 14 to replace, 0 to delete"),
         "{md}"
     );
     assert!(md.contains("> [!CAUTION]"));

@@ -5,6 +5,7 @@ pub(crate) mod apply;
 pub(crate) mod fmt;
 pub(crate) mod graph;
 pub(crate) mod import;
+pub(crate) mod merge;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod state;

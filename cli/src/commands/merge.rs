@@ -1,0 +1,95 @@
+//! `ds merge run DATA_PLATFORM STORE [--dataset D]`: one batch of one ingestion stream, now.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::EXIT_OK;
+
+#[derive(clap::Subcommand)]
+pub(crate) enum MergeCommand {
+    /// Run one batch of a stream now: ingest the source into staging, merge into the merge tables, commit
+    #[command(
+        long_about = "Run one batch of the ingestion stream of STORE on DATA_PLATFORM: open a batch (or resume \
+the one a stopped run left open), read the source into the staging tables, merge them into the merge tables \
+(live or forensic, as the data platform says) and commit, all datasets of the batch in one transaction. A store \
+captured one dataset at a time needs --dataset. The model says where the source and the merge database are; \
+credentials are resolved as for `ds apply`.\n\n\
+Exit codes: 0 the batch committed (also when nothing changed); 1 it failed (nothing of it was committed: run it \
+again after the fix)."
+    )]
+    Run {
+        /// The data platform (its schema in the merge database)
+        data_platform: String,
+        /// The datastore
+        store: String,
+        /// The dataset, for a store captured one dataset at a time (SINGLE_DATASET)
+        #[arg(long)]
+        dataset: Option<String>,
+    },
+}
+
+pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
+    let MergeCommand::Run {
+        data_platform,
+        store,
+        dataset,
+    } = command;
+    let loaded = super::load_valid(dir)?;
+    let graph = planner::compile::compile(&loaded.model)?;
+    let (dp, store) = (
+        data_platform.to_ascii_lowercase(),
+        store.to_ascii_lowercase(),
+    );
+    let single = dataset
+        .as_ref()
+        .map(|d| format!("scheduler_job.{dp}.{store}__{}", d.to_ascii_lowercase()));
+    let whole = format!("scheduler_job.{dp}.{store}");
+    let job = single
+        .as_deref()
+        .and_then(|a| graph.get(a))
+        .or_else(|| graph.get(&whole));
+    let Some(job) = job else {
+        let streams: Vec<&str> = graph
+            .resources()
+            .filter(|r| r.kind.name() == "scheduler_job")
+            .filter_map(|r| r.address.strip_prefix("scheduler_job."))
+            .filter(|a| !a.contains(".transformer__"))
+            .collect();
+        bail!(
+            "no ingestion stream `{dp}.{store}`{}: the streams of this model are {}",
+            dataset
+                .as_ref()
+                .map_or(String::new(), |d| format!(" (dataset `{d}`)")),
+            streams.join(", ")
+        );
+    };
+    // A whole-store job runs every dataset unless one is named.
+    let only = if single.as_deref() == Some(job.address.as_str()) {
+        None
+    } else {
+        dataset.as_deref().map(str::to_ascii_lowercase)
+    };
+    let credentials = crate::credentials::source(&loaded.model, dir);
+    let ctx = providers::live::Ctx::new(Arc::new(credentials));
+    let report = super::runtime()?
+        .block_on(providers::scheduler::engine::run_batch(
+            &ctx,
+            &job.attributes,
+            only.as_deref(),
+        ))
+        .with_context(|| format!("batch of {dp}.{store} failed; the batch was not committed (run it again after the fix)"))?;
+    println!(
+        "{}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
+        report.stream,
+        report.batch,
+        if report.resumed { " (resumed)" } else { "" },
+        report.elapsed.as_secs_f64(),
+        report.staged,
+        report.inserted,
+        report.updated,
+        report.deleted
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,579 @@
+//! The merge engine: one batch of one ingestion stream, from the source into staging and from staging into
+//! the merge tables (product.md §4).
+//!
+//! A batch moves `started → ingested → committed` in the data platform's `ds_batch_counter` and
+//! `ds_batch_metrics`:
+//! - **start** (one transaction): the stream's counter row is locked; when its current batch is committed
+//!   (or there is none) a new batch `B = current + 1` is opened (`started`); otherwise the open batch is
+//!   resumed.
+//! - **ingest** (`started`): per dataset, one transaction deletes the dataset's staging rows of `B` (a re-run
+//!   starts clean) and streams the source rows in with `COPY ... TO STDOUT` piped into `COPY ... FROM
+//!   STDIN` (never holding the table in memory), with both hashes computed by the source's SELECT. Then
+//!   the batch is `ingested`.
+//! - **merge and commit** (`ingested`, one transaction for every dataset of the batch and the commit): the
+//!   live (SCD1) or forensic (SCD2) statements below, the batch marked `committed` with its counts, and
+//!   staging pruned to the last `staging_batches_to_keep` batches.
+//!
+//! A crash anywhere leaves the batch `started` or `ingested`; the next run resumes it, so a batch is merged
+//! exactly once, and nothing is lost or doubled. Two runs of one stream at once do not both work: a
+//! session advisory lock on the stream (released when its connection ends, so a dead process does not hold
+//! it) makes the second one report that the stream is busy.
+//!
+//! Hashes are MD5 over a null- and separator-safe encoding of the text of each column: `N` for NULL, else
+//! `V<length>:<text>`, concatenated in column order; `ds_surf_key_hash` over the key columns (every column
+//! when the dataset has no primary key), `ds_surf_all_hash` over every column.
+
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use serde_json::Value;
+
+use crate::live::Ctx;
+use crate::postgres::live::{Target, describe, ident};
+
+/// `ds_surf_batch_out` of the live version of a forensic row.
+pub const LIVE: i32 = 2_147_483_647;
+
+/// Why a batch could not be run. The message names the stream, and the dataset and column when one is
+/// at fault; never a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("{stream}: {message}")]
+pub struct EngineError {
+    /// `<data platform>.<stream>`.
+    pub stream: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// `<data platform>.<stream>`.
+    pub stream: String,
+    /// The batch id.
+    pub batch: i32,
+    /// Whether an open batch (left by a run that stopped) was resumed.
+    pub resumed: bool,
+    /// Keys new in the merge tables.
+    pub inserted: u64,
+    /// Keys whose content changed.
+    pub updated: u64,
+    /// Keys gone.
+    pub deleted: u64,
+    /// Rows read from the source into staging.
+    pub staged: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// One dataset of a stream, from the job's `tables`.
+#[derive(Debug, Clone)]
+struct Dataset {
+    name: String,
+    source: Option<String>,
+    columns: Vec<String>,
+    key: Vec<String>,
+    staging: String,
+    merge: String,
+}
+
+/// A stream, from a `scheduler_job`'s attributes.
+#[derive(Debug, Clone)]
+struct Stream {
+    label: String,
+    schema: String,
+    stream: String,
+    forensic: bool,
+    capture: String,
+    keep: i64,
+    merge: Target,
+    source: Option<Target>,
+    datasets: Vec<Dataset>,
+}
+
+impl Stream {
+    fn of(job: &Value, only: Option<&str>) -> Result<Stream, String> {
+        let text = |key: &str| {
+            job.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("the job has no `{key}`"))
+        };
+        let schema = text("data_platform")?;
+        let stream = text("stream")?;
+        let merge = Target::of(&serde_json::json!({
+            "database": text("merge_database")?,
+            "credential": text("merge_credential")?,
+        }))
+        .ok_or("the job's merge_database is not `host:port/database`")?;
+        let source = job.get("source").and_then(|s| {
+            Target::of(&serde_json::json!({
+                "database": format!(
+                    "{}:{}/{}",
+                    s.get("host")?.as_str()?,
+                    s.get("port")?.as_u64()?,
+                    s.get("database")?.as_str()?
+                ),
+                "credential": job.get("credential")?,
+            }))
+        });
+        let mut datasets = Vec::new();
+        for (name, spec) in job
+            .get("tables")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            let strings = |key: &str| -> Vec<String> {
+                spec.get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            };
+            let columns: Vec<String> = spec
+                .get("columns")
+                .and_then(Value::as_str)
+                .map(|c| {
+                    super::super::postgres::Column::parse_list(c)
+                        .iter()
+                        .map(|c| c.name.to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let field = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_string);
+            datasets.push(Dataset {
+                name: name.clone(),
+                source: field("source"),
+                key: {
+                    let key = strings("key");
+                    if key.is_empty() { columns.clone() } else { key }
+                },
+                columns,
+                staging: field("staging").ok_or("a dataset has no staging table")?,
+                merge: field("merge").ok_or("a dataset has no merge table")?,
+            });
+        }
+        if let Some(only) = only
+            && datasets.is_empty()
+        {
+            return Err(format!("the stream has no dataset `{only}`"));
+        }
+        Ok(Stream {
+            label: format!("{schema}.{stream}"),
+            schema,
+            stream,
+            forensic: job.get("milestoning").and_then(Value::as_str) == Some("forensic"),
+            capture: text("capture")?,
+            keep: job
+                .get("staging_batches_to_keep")
+                .and_then(Value::as_i64)
+                .unwrap_or(5),
+            merge,
+            source,
+            datasets,
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> EngineError {
+        EngineError {
+            stream: self.label.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}.{}", ident(&self.schema), ident(name))
+    }
+}
+
+/// A Postgres error with where it happened (a COPY names the line and column).
+fn pg(error: &tokio_postgres::Error) -> String {
+    let mut text = describe(error);
+    if let Some(place) = error.as_db_error().and_then(|d| d.where_()) {
+        text.push_str(" (");
+        text.push_str(place);
+        text.push(')');
+    }
+    text
+}
+
+/// The hash expression over `columns` (see the module's documentation).
+pub fn hash_sql(columns: &[String]) -> String {
+    let parts: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let q = ident(c);
+            format!("CASE WHEN {q} IS NULL THEN 'N' ELSE 'V' || length({q}::text) || ':' || {q}::text END")
+        })
+        .collect();
+    format!("md5({})", parts.join(" || "))
+}
+
+fn list(columns: &[String], prefix: &str) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{prefix}{}", ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs one batch of the stream a `scheduler_job`'s attributes describe (only dataset `only`, if given):
+/// resumes an open batch, or opens, ingests, merges and commits a new one.
+pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Report, EngineError> {
+    let started = Instant::now();
+    let stream = Stream::of(job, only).map_err(|message| EngineError {
+        stream: "(job)".into(),
+        message,
+    })?;
+    if stream.capture != "sql_snapshot" {
+        return Err(stream.error(format!(
+            "ingestion of `{}` stores is not built yet (only sql_snapshot)",
+            stream.capture
+        )));
+    }
+    let address = format!("scheduler_job.{}", stream.label);
+    let merge_db = |e: crate::live::ProviderError| stream.error(e.to_string());
+    // The stream's lock, on a connection of its own for the whole run.
+    let lock = ctx
+        .postgres
+        .lease(ctx, &stream.merge, &address)
+        .await
+        .map_err(merge_db)?;
+    let lock_key = format!("ds:{}", stream.label);
+    let locked: bool = lock
+        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock_key])
+        .await
+        .map_err(|e| stream.error(pg(&e)))?
+        .get(0);
+    if !locked {
+        return Err(
+            stream.error("another run is working on this stream; try again when it is done")
+        );
+    }
+    let result = batch(ctx, &stream, &address).await;
+    let _ = lock
+        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
+        .await;
+    let mut report = result?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, EngineError> {
+    let merge_db = |e: crate::live::ProviderError| stream.error(e.to_string());
+    let db = |e: tokio_postgres::Error| stream.error(pg(&e));
+    let counter = stream.table("ds_batch_counter");
+    let metrics = stream.table("ds_batch_metrics");
+    let mut client = ctx
+        .postgres
+        .lease(ctx, &stream.merge, address)
+        .await
+        .map_err(merge_db)?;
+
+    // Start, or resume.
+    let tx = client.transaction().await.map_err(db)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {counter} (stream, current_batch) VALUES ($1, 0) ON CONFLICT (stream) DO NOTHING"
+        ),
+        &[&stream.stream],
+    )
+    .await
+    .map_err(db)?;
+    let current: i32 = tx
+        .query_one(
+            &format!("SELECT current_batch FROM {counter} WHERE stream = $1 FOR UPDATE"),
+            &[&stream.stream],
+        )
+        .await
+        .map_err(db)?
+        .get(0);
+    let state: Option<String> = tx
+        .query_opt(
+            &format!("SELECT state FROM {metrics} WHERE stream = $1 AND batch_id = $2"),
+            &[&stream.stream, &current],
+        )
+        .await
+        .map_err(db)?
+        .map(|row| row.get(0));
+    let (batch, mut state, resumed) = match state.as_deref() {
+        None | Some("committed") => {
+            let batch = current + 1;
+            tx.execute(
+                &format!("UPDATE {counter} SET current_batch = $2 WHERE stream = $1"),
+                &[&stream.stream, &batch],
+            )
+            .await
+            .map_err(db)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {metrics} (stream, batch_id, state, started_at) VALUES ($1, $2, 'started', now())"
+                ),
+                &[&stream.stream, &batch],
+            )
+            .await
+            .map_err(db)?;
+            (batch, "started".to_string(), false)
+        }
+        Some(open) => (current, open.to_string(), true),
+    };
+    tx.commit().await.map_err(db)?;
+    drop(client);
+
+    let mut staged = 0;
+    if state == "started" {
+        staged = ingest_snapshot(ctx, stream, address, batch).await?;
+        let client = ctx
+            .postgres
+            .lease(ctx, &stream.merge, address)
+            .await
+            .map_err(merge_db)?;
+        client
+            .execute(
+                &format!(
+                    "UPDATE {metrics} SET state = 'ingested', ingested_at = now() WHERE stream = $1 AND batch_id = $2"
+                ),
+                &[&stream.stream, &batch],
+            )
+            .await
+            .map_err(db)?;
+        state = "ingested".into();
+    }
+    let (inserted, updated, deleted) = if state == "ingested" {
+        merge_and_commit(ctx, stream, address, batch).await?
+    } else {
+        (0, 0, 0)
+    };
+    Ok(Report {
+        stream: stream.label.clone(),
+        batch,
+        resumed,
+        inserted,
+        updated,
+        deleted,
+        staged,
+        elapsed: Duration::ZERO,
+    })
+}
+
+/// Streams every dataset's source rows into staging as batch `batch`: per dataset one transaction, which
+/// first removes rows of `batch` a stopped run left.
+async fn ingest_snapshot(
+    ctx: &Ctx,
+    stream: &Stream,
+    address: &str,
+    batch: i32,
+) -> Result<u64, EngineError> {
+    let Some(source) = &stream.source else {
+        return Err(stream.error("the job names no source database"));
+    };
+    let mut total = 0;
+    for dataset in &stream.datasets {
+        let at = |what: &str, message: String| {
+            stream.error(format!("dataset {}: {what}: {message}", dataset.name))
+        };
+        let Some(table) = &dataset.source else {
+            return Err(at("reading", "the job names no source table".into()));
+        };
+        let source_table = crate::postgres::live::relation(table);
+        let source_client = ctx
+            .postgres
+            .lease(ctx, source, address)
+            .await
+            .map_err(|e| at("connecting to the source", e.to_string()))?;
+        let mut merge_client = ctx
+            .postgres
+            .lease(ctx, &stream.merge, address)
+            .await
+            .map_err(|e| stream.error(e.to_string()))?;
+        let staging = stream.table(&dataset.staging);
+        let tx = merge_client
+            .transaction()
+            .await
+            .map_err(|e| stream.error(pg(&e)))?;
+        tx.execute(
+            &format!("DELETE FROM {staging} WHERE ds_surf_batch_id = $1"),
+            &[&batch],
+        )
+        .await
+        .map_err(|e| at("clearing staging", pg(&e)))?;
+        let select = format!(
+            "COPY (SELECT {}, {}, {}, {batch} FROM {source_table}) TO STDOUT",
+            list(&dataset.columns, ""),
+            hash_sql(&dataset.key),
+            hash_sql(&dataset.columns)
+        );
+        let reading = format!("reading {table} at {}", source.endpoint());
+        let out = source_client
+            .copy_out(&select)
+            .await
+            .map_err(|e| at(&reading, pg(&e)))?;
+        let sink = tx
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {staging} ({}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) FROM STDIN",
+                list(&dataset.columns, "")
+            ))
+            .await
+            .map_err(|e| at("writing staging", pg(&e)))?;
+        futures_util::pin_mut!(sink);
+        futures_util::pin_mut!(out);
+        let copied = sink.send_all(&mut out).await;
+        if let Err(e) = copied {
+            return Err(at(&format!("copying {table} into staging"), pg(&e)));
+        }
+        let rows = sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| at(&format!("copying {table} into staging"), pg(&e)))?;
+        tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+        total += rows;
+    }
+    Ok(total)
+}
+
+/// Merges every dataset's staged batch and commits the batch, in one transaction; returns the counts.
+async fn merge_and_commit(
+    ctx: &Ctx,
+    stream: &Stream,
+    address: &str,
+    batch: i32,
+) -> Result<(u64, u64, u64), EngineError> {
+    let metrics = stream.table("ds_batch_metrics");
+    let mut client = ctx
+        .postgres
+        .lease(ctx, &stream.merge, address)
+        .await
+        .map_err(|e| stream.error(e.to_string()))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| stream.error(pg(&e)))?;
+    let (mut inserted, mut updated, mut deleted) = (0, 0, 0);
+    for dataset in &stream.datasets {
+        let statements = if stream.forensic {
+            forensic_sql(stream, dataset, batch)
+        } else {
+            live_sql(stream, dataset, batch)
+        };
+        let mut counts = [0u64; 3];
+        for (i, statement) in statements.iter().enumerate() {
+            counts[i] = tx.execute(statement.as_str(), &[]).await.map_err(|e| {
+                stream.error(format!("dataset {}: merging: {}", dataset.name, pg(&e)))
+            })?;
+        }
+        let [changed, gone, added] = counts;
+        updated += changed;
+        deleted += gone;
+        // The forensic insert also writes the new versions of changed keys.
+        inserted += if stream.forensic {
+            added.saturating_sub(changed)
+        } else {
+            added
+        };
+    }
+    let (i, u, d) = (inserted as i64, updated as i64, deleted as i64);
+    tx.execute(
+        &format!(
+            "UPDATE {metrics} SET state = 'committed', committed_at = now(), rows_inserted = $3, \
+             rows_updated = $4, rows_deleted = $5, error = NULL WHERE stream = $1 AND batch_id = $2"
+        ),
+        &[&stream.stream, &batch, &i, &u, &d],
+    )
+    .await
+    .map_err(|e| stream.error(pg(&e)))?;
+    if stream.keep >= 0 {
+        let oldest_kept = batch as i64 - stream.keep;
+        for dataset in &stream.datasets {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {} WHERE ds_surf_batch_id <= $1",
+                    stream.table(&dataset.staging)
+                ),
+                &[&(oldest_kept.clamp(i32::MIN as i64, i32::MAX as i64) as i32)],
+            )
+            .await
+            .map_err(|e| stream.error(pg(&e)))?;
+        }
+    }
+    tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+    Ok((inserted, updated, deleted))
+}
+
+/// The staged rows of `batch`, one per key.
+fn staged(stream: &Stream, dataset: &Dataset, batch: i32) -> String {
+    format!(
+        "(SELECT DISTINCT ON (ds_surf_key_hash) * FROM {} WHERE ds_surf_batch_id = {batch} \
+         ORDER BY ds_surf_key_hash)",
+        stream.table(&dataset.staging)
+    )
+}
+
+/// Live (SCD1) merge: update changed keys, delete keys not staged (a snapshot), insert new keys. Returns
+/// the statements in the order updated, deleted, inserted.
+fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+    let merge = stream.table(&dataset.merge);
+    let staging = stream.table(&dataset.staging);
+    let source = staged(stream, dataset, batch);
+    let set: Vec<String> = dataset
+        .columns
+        .iter()
+        .map(|c| format!("{0} = s.{0}", ident(c)))
+        .collect();
+    [
+        format!(
+            "UPDATE {merge} AS m SET {}, ds_surf_all_hash = s.ds_surf_all_hash, ds_surf_batch_id = {batch} \
+             FROM {source} AS s WHERE m.ds_surf_key_hash = s.ds_surf_key_hash \
+             AND m.ds_surf_all_hash <> s.ds_surf_all_hash",
+            set.join(", ")
+        ),
+        format!(
+            "DELETE FROM {merge} AS m WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s \
+             WHERE s.ds_surf_batch_id = {batch} AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
+        ),
+        format!(
+            "INSERT INTO {merge} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
+             SELECT {scols}, s.ds_surf_key_hash, s.ds_surf_all_hash, {batch} FROM {source} AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash)",
+            cols = list(&dataset.columns, ""),
+            scols = list(&dataset.columns, "s."),
+        ),
+    ]
+}
+
+/// Forensic (SCD2) merge: close the live version of changed keys and of keys not staged
+/// (`ds_surf_batch_out = B - 1`), then insert a live version (`B`, [`LIVE`]) for every staged key without
+/// one: new keys, changed keys and keys deleted earlier and back now. Returns the statements in the order
+/// close changed, close deleted, insert.
+fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+    let merge = stream.table(&dataset.merge);
+    let staging = stream.table(&dataset.staging);
+    let source = staged(stream, dataset, batch);
+    let before = batch - 1;
+    [
+        format!(
+            "UPDATE {merge} AS m SET ds_surf_batch_out = {before} FROM {source} AS s \
+             WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND m.ds_surf_batch_out = {LIVE} \
+             AND m.ds_surf_all_hash <> s.ds_surf_all_hash"
+        ),
+        format!(
+            "UPDATE {merge} AS m SET ds_surf_batch_out = {before} WHERE m.ds_surf_batch_out = {LIVE} \
+             AND NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.ds_surf_batch_id = {batch} \
+             AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
+        ),
+        format!(
+            "INSERT INTO {merge} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_in, ds_surf_batch_out) \
+             SELECT {scols}, s.ds_surf_key_hash, s.ds_surf_all_hash, {batch}, {LIVE} FROM {source} AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash \
+             AND m.ds_surf_batch_out = {LIVE})",
+            cols = list(&dataset.columns, ""),
+            scols = list(&dataset.columns, "s."),
+        ),
+    ]
+}

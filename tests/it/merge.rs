@@ -1,0 +1,416 @@
+//! `ds merge run` against the stack's real PostgreSQL: sql_snapshot batches merged live (SCD1) and forensic
+//! (SCD2), batch by batch, read back through the workspace views; hashes that see through separators and
+//! NULLs; a stopped batch resumed; bad source data refused with a message that names what is wrong.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use tests::{Postgres, TestDatabase};
+
+/// The quickstart's Postgres part applied to a merge database of its own, its `shop` source a database of
+/// its own with the `products` table the snapshot store reads.
+struct Case {
+    _tmp: tempfile::TempDir,
+    model: PathBuf,
+    merge: TestDatabase,
+    source: TestDatabase,
+    tag: String,
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        let _ = self.merge.pg.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.merge.name),
+        );
+        if let Ok(roles) = self.merge.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{}%'",
+                self.tag
+            ),
+        ) && !roles.is_empty()
+        {
+            let _ = self
+                .merge
+                .pg
+                .psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
+        }
+    }
+}
+
+const PRODUCTS: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KEY, name varchar(200) NOT NULL, \
+     price numeric(10,2) NOT NULL, currency char(3) NOT NULL, in_stock integer NOT NULL, updated_at timestamp)";
+
+impl Case {
+    fn new(pg: &'static Postgres, short: &str) -> Case {
+        let tag = format!("{short}{}", std::process::id());
+        let merge = pg.database(&format!("{tag}m"));
+        let source = pg.database(&format!("{tag}s"));
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.to_string_lossy().ends_with(".ds.hcl") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace(
+                    "port       = 55432\n    database   = \"datasurface\"",
+                    &format!(
+                        "port       = {}\n    database   = \"{}\"",
+                        pg.port, merge.name
+                    ),
+                )
+                .replace(
+                    "port     = 55432\n          database = \"shop\"",
+                    &format!(
+                        "port     = {}\n          database = \"{}\"",
+                        pg.port, source.name
+                    ),
+                )
+                .replace(
+                    "workspace \"analytics\"",
+                    &format!("workspace \"analytics_{tag}\""),
+                )
+                .replace(
+                    "workspace \"directory_job\"",
+                    &format!("workspace \"directory_job_{tag}\""),
+                );
+            std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
+        }
+        source.sql(PRODUCTS);
+        let case = Case {
+            _tmp: tmp,
+            model,
+            merge,
+            source,
+            tag,
+        };
+        let mut apply = vec!["apply", "--auto-approve"];
+        for kind in [
+            "postgres_schema",
+            "postgres_table",
+            "postgres_view",
+            "postgres_role",
+            "postgres_grant",
+        ] {
+            apply.extend(["--target", kind]);
+        }
+        let state = case._tmp.path().join("state.json");
+        apply.extend(["--state", state.to_str().unwrap()]);
+        let out = case.ds(&apply);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        case
+    }
+
+    fn ds(&self, args: &[&str]) -> Output {
+        let pg = self.merge.pg;
+        Command::new(tests::ds_binary())
+            .args(args)
+            .args(["-C", self.model.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .env("MERGE_RW_USER", &pg.user)
+            .env("MERGE_RW_PASSWORD", &pg.password)
+            .env("SHOP_DB_USER", &pg.user)
+            .env("SHOP_DB_PASSWORD", &pg.password)
+            .output()
+            .expect("ds runs")
+    }
+
+    /// `ds merge run <platform> product_db`; its report line.
+    fn batch(&self, platform: &str) -> String {
+        let out = self.ds(&["merge", "run", platform, "product_db"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The source table becomes exactly `rows` (`sku, name, currency, updated_at` as SQL values).
+    fn source_is(&self, rows: &[&str]) {
+        let mut sql = "DELETE FROM products;".to_string();
+        for row in rows {
+            let parts: Vec<&str> = row.splitn(4, ',').collect();
+            sql.push_str(&format!(
+                "INSERT INTO products VALUES ({}, {}, 1.00, {}, 1, {});",
+                parts[0], parts[1], parts[2], parts[3]
+            ));
+        }
+        self.source.sql(&sql);
+    }
+
+    fn rows(&self, sql: &str) -> String {
+        self.merge
+            .sql(&sql.replace("{ws}", &format!("ws_analytics_{}", self.tag)))
+    }
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The worked example of the original's forensic merge, batch by batch, in both milestonings.
+#[test]
+fn snapshot_batches_merge_live_and_forensic_as_the_worked_example_says() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "wex");
+    let history = "SELECT coalesce(string_agg(sku || ' ' || name || ' ' || ds_surf_batch_in || '-' || \
+                   CASE WHEN ds_surf_batch_out = 2147483647 THEN 'live' ELSE ds_surf_batch_out::text END, '; ' \
+                   ORDER BY sku, ds_surf_batch_in), '') FROM {ws}.audit__product_db__products__history";
+    let live = "SELECT coalesce(string_agg(sku || ' ' || name, '; ' ORDER BY sku), '') FROM {ws}.live__product_db__products";
+    let audit_live = "SELECT coalesce(string_agg(sku || ' ' || name, '; ' ORDER BY sku), '') FROM {ws}.audit__product_db__products";
+    let both = |case: &Case| (case.batch("zero_live"), case.batch("zero_forensic"));
+
+    case.source_is(&["'1','billy','EUR',NULL"]);
+    let (l, f) = both(&case);
+    assert!(
+        l.ends_with("1 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{l}"
+    );
+    assert!(
+        f.starts_with("zero_forensic.product_db: batch 1 committed"),
+        "{f}"
+    );
+    assert_eq!(case.rows(history), "1 billy 1-live");
+
+    case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
+    let (l, _) = both(&case);
+    assert!(
+        l.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{l}"
+    );
+    assert_eq!(case.rows(history), "1 billy 1-live; 2 laura 2-live");
+
+    case.source_is(&["'1','william','EUR',NULL", "'2','laura','EUR',NULL"]);
+    let (l, f) = both(&case);
+    assert!(
+        l.ends_with("2 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{l}"
+    );
+    assert!(
+        f.ends_with("2 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{f}"
+    );
+    assert_eq!(
+        case.rows(history),
+        "1 billy 1-2; 1 william 3-live; 2 laura 2-live"
+    );
+    assert_eq!(case.rows(live), "1 william; 2 laura");
+
+    case.source_is(&["'2','laura','EUR',NULL"]);
+    let (l, f) = both(&case);
+    assert!(
+        l.ends_with("1 staged, 0 inserted, 0 updated, 1 deleted"),
+        "{l}"
+    );
+    assert!(
+        f.ends_with("1 staged, 0 inserted, 0 updated, 1 deleted"),
+        "{f}"
+    );
+    assert_eq!(
+        case.rows(history),
+        "1 billy 1-2; 1 william 3-3; 2 laura 2-live"
+    );
+    assert_eq!(case.rows(live), "2 laura");
+
+    // Deleted, then back: a new version, after a gap.
+    case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
+    let (l, f) = both(&case);
+    assert!(
+        l.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{l}"
+    );
+    assert!(
+        f.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{f}"
+    );
+    assert_eq!(
+        case.rows(history),
+        "1 billy 1-2; 1 william 3-3; 1 billy 5-live; 2 laura 2-live"
+    );
+    assert_eq!(case.rows(live), "1 billy; 2 laura");
+    assert_eq!(case.rows(audit_live), "1 billy; 2 laura");
+
+    // As of batch 3, and as of a time: the versions valid then.
+    assert_eq!(
+        case.rows(
+            "SELECT string_agg(sku || ' ' || name, '; ' ORDER BY sku) FROM {ws}.audit__product_db__products__history \
+             WHERE ds_surf_batch_in <= 3 AND ds_surf_batch_out >= 3"
+        ),
+        "1 william; 2 laura"
+    );
+    let committed_3 = case.merge.sql(
+        "SELECT committed_at FROM zero_forensic.ds_batch_metrics WHERE stream = 'product_db' AND batch_id = 3",
+    );
+    assert_eq!(
+        case.rows(&format!(
+            "SELECT string_agg(sku || ' ' || name, '; ' ORDER BY sku) FROM {{ws}}.audit__product_db__products__history \
+             WHERE ds_valid_from <= '{committed_3}' AND (ds_valid_to IS NULL OR ds_valid_to > '{committed_3}')"
+        )),
+        "1 william; 2 laura"
+    );
+    // The live merge stamps each row with the batch that last wrote it; unchanged rows keep theirs.
+    assert_eq!(
+        case.merge.sql(
+            "SELECT string_agg(sku || ':' || ds_surf_batch_id, ' ' ORDER BY sku) FROM zero_live.product_db__products__merge"
+        ),
+        "1:5 2:2"
+    );
+    assert_eq!(
+        case.merge.sql(
+            "SELECT string_agg(batch_id || ':' || state || ':' || rows_inserted || '/' || rows_updated || '/' || rows_deleted, ' ' ORDER BY batch_id) \
+             FROM zero_live.ds_batch_metrics WHERE stream = 'product_db'"
+        ),
+        "1:committed:1/0/0 2:committed:1/0/0 3:committed:0/1/0 4:committed:0/0/1 5:committed:1/0/0"
+    );
+}
+
+/// `('ab','c')` and `('a','bc')` differ, and so do NULL and a value: each is a change, not a no-op.
+#[test]
+fn hashes_see_through_separators_and_nulls() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "hash");
+    case.source_is(&["'k','ab','c',NULL"]);
+    case.batch("zero_live");
+    case.source_is(&["'k','a','bc',NULL"]);
+    let out = case.batch("zero_live");
+    assert!(out.ends_with("0 inserted, 1 updated, 0 deleted"), "{out}");
+    case.source_is(&["'k','a','bc','2026-01-01 00:00'"]);
+    let out = case.batch("zero_live");
+    assert!(out.ends_with("0 inserted, 1 updated, 0 deleted"), "{out}");
+    case.source_is(&["'k','a','bc',NULL"]);
+    let out = case.batch("zero_live");
+    assert!(out.ends_with("0 inserted, 1 updated, 0 deleted"), "{out}");
+    // Nothing changed: nothing written.
+    let out = case.batch("zero_live");
+    assert!(out.ends_with("0 inserted, 0 updated, 0 deleted"), "{out}");
+    assert_eq!(
+        case.rows("SELECT name || '|' || currency || '|' || coalesce(updated_at::text, 'null') FROM {ws}.live__product_db__products"),
+        "a|bc|null"
+    );
+}
+
+/// A batch left open by a run that stopped (during ingestion, or after it) is resumed by the next run and
+/// ends as an uninterrupted run would: nothing lost, nothing doubled.
+#[test]
+fn a_stopped_batch_is_resumed_and_converges() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "resume");
+    case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
+    case.batch("zero_forensic");
+    case.source_is(&["'1','william','EUR',NULL", "'3','zoe','EUR',NULL"]);
+    // Stopped during ingestion of batch 2: the batch is open, staging holds a partial, wrong row of it.
+    case.merge.sql(
+        "UPDATE zero_forensic.ds_batch_counter SET current_batch = 2 WHERE stream = 'product_db'; \
+         INSERT INTO zero_forensic.ds_batch_metrics (stream, batch_id, state, started_at) VALUES ('product_db', 2, 'started', now()); \
+         INSERT INTO zero_forensic.product_db__products__staging (sku, name, price, currency, in_stock, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
+         VALUES ('9', 'partial', 1, 'EUR', 1, 'x', 'y', 2)",
+    );
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.starts_with("zero_forensic.product_db: batch 2 committed (resumed)"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("2 staged, 1 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
+    let history = "SELECT string_agg(sku || ' ' || name || ' ' || ds_surf_batch_in || '-' || ds_surf_batch_out, '; ' \
+                   ORDER BY sku, ds_surf_batch_in) FROM zero_forensic.product_db__products__merge";
+    assert_eq!(
+        case.merge.sql(history),
+        "1 billy 1-1; 1 william 2-2147483647; 2 laura 1-1; 3 zoe 2-2147483647"
+    );
+    // Stopped after ingestion (batch 3 `ingested`, not merged): the next run merges it once.
+    case.source_is(&["'3','zoe','EUR',NULL"]);
+    case.merge.sql(
+        "UPDATE zero_forensic.ds_batch_counter SET current_batch = 3 WHERE stream = 'product_db'; \
+         INSERT INTO zero_forensic.ds_batch_metrics (stream, batch_id, state, started_at, ingested_at) VALUES ('product_db', 3, 'ingested', now(), now()); \
+         INSERT INTO zero_forensic.product_db__products__staging (sku, name, price, currency, in_stock, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
+         SELECT sku, name, price, currency, in_stock, ds_surf_key_hash, ds_surf_all_hash, 3 FROM zero_forensic.product_db__products__merge \
+         WHERE sku = '3'",
+    );
+    let out = case.batch("zero_forensic");
+    assert!(out.contains("batch 3 committed (resumed)"), "{out}");
+    assert!(
+        out.ends_with("0 staged, 0 inserted, 0 updated, 1 deleted"),
+        "{out}"
+    );
+    // And the next batch is a new one.
+    let out = case.batch("zero_forensic");
+    assert!(out.contains("batch 4 committed in"), "{out}");
+    assert!(
+        out.ends_with("1 staged, 0 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+}
+
+/// A source that lacks a declared column, or holds a value that does not fit: the batch fails naming the
+/// store, the dataset and the column; nothing is committed; after the fix the next run succeeds.
+#[test]
+fn bad_source_data_fails_the_batch_clearly_and_the_fix_lets_it_through() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "bad");
+    case.source_is(&["'1','billy','EUR',NULL"]);
+    case.source
+        .sql("ALTER TABLE products RENAME COLUMN in_stock TO stock");
+    let out = case.ds(&["merge", "run", "zero_live", "product_db"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("zero_live.product_db: dataset products"),
+        "{report}"
+    );
+    assert!(
+        report.contains("column \"in_stock\" does not exist"),
+        "{report}"
+    );
+    assert!(report.contains("the batch was not committed"), "{report}");
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state = 'committed'"),
+        "0"
+    );
+    // A value that does not fit the declared type.
+    case.source.sql(
+        "ALTER TABLE products RENAME COLUMN stock TO in_stock; \
+         ALTER TABLE products ALTER COLUMN currency TYPE varchar(10); UPDATE products SET currency = 'EURO-LONG'",
+    );
+    let out = case.ds(&["merge", "run", "zero_live", "product_db"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("dataset products"), "{report}");
+    assert!(report.contains("column currency"), "{report}");
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.product_db__products__merge"),
+        "0"
+    );
+    // Fixed: the open batch goes through.
+    case.source.sql("UPDATE products SET currency = 'EUR'");
+    let out = case.batch("zero_live");
+    assert!(out.contains("batch 1 committed (resumed)"), "{out}");
+    assert!(
+        out.ends_with("1 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_unknown_stream_is_named_with_the_ones_there_are() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "unk");
+    let out = case.ds(&["merge", "run", "zero_live", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no ingestion stream `zero_live.nope`: the streams of this model are"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("zero_live.product_db"),
+        "{}",
+        text(&out)
+    );
+}
