@@ -89,6 +89,13 @@ impl Case {
             source,
             tag,
         };
+        case.apply();
+        case
+    }
+
+    /// Applies the model's Postgres part.
+    fn apply(&self) {
+        let case = self;
         let mut apply = vec!["apply", "--auto-approve"];
         for kind in [
             "postgres_schema",
@@ -103,7 +110,6 @@ impl Case {
         apply.extend(["--state", state.to_str().unwrap()]);
         let out = case.ds(&apply);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        case
     }
 
     fn ds(&self, args: &[&str]) -> Output {
@@ -412,5 +418,58 @@ fn an_unknown_stream_is_named_with_the_ones_there_are() {
         text(&out).contains("zero_live.product_db"),
         "{}",
         text(&out)
+    );
+}
+
+/// A dataset gains a nullable column: `ds apply` adds it to staging, merge tables and views in place; the next
+/// batch carries it, without a new version of every row (the hash of a row with the new column NULL is the
+/// hash it had), and history is kept.
+#[test]
+fn a_new_nullable_column_flows_through_without_rewriting_history() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "evo");
+    case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
+    case.batch("zero_forensic");
+    case.source_is(&["'1','william','EUR',NULL", "'2','laura','EUR',NULL"]);
+    case.batch("zero_forensic");
+    let path = case.model.join("team_shop.ds.hcl");
+    let model = std::fs::read_to_string(&path).unwrap();
+    let at = "          updated_at = { type = \"timestamp\" }";
+    assert!(model.contains(at));
+    std::fs::write(
+        &path,
+        model.replacen(
+            at,
+            &format!("{at}\n          color      = {{ type = \"varchar(20)\" }}"),
+            1,
+        ),
+    )
+    .unwrap();
+    case.apply();
+    case.source
+        .sql("ALTER TABLE products ADD COLUMN color varchar(20)");
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    case.source
+        .sql("UPDATE products SET color = 'red' WHERE sku = '2'");
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows(
+            "SELECT string_agg(sku || ' ' || name || ' ' || coalesce(color, '-') || ' ' || ds_surf_batch_in || '-' || \
+             CASE WHEN ds_surf_batch_out = 2147483647 THEN 'live' ELSE ds_surf_batch_out::text END, '; ' \
+             ORDER BY sku, ds_surf_batch_in) FROM {ws}.audit__product_db__products__history"
+        ),
+        "1 billy - 1-1; 1 william - 2-live; 2 laura - 1-3; 2 laura red 4-live"
+    );
+    assert_eq!(
+        case.rows("SELECT string_agg(sku || ' ' || coalesce(color, '-'), '; ' ORDER BY sku) FROM {ws}.audit__product_db__products"),
+        "1 -; 2 red"
     );
 }

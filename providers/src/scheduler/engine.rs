@@ -19,9 +19,13 @@
 //! session advisory lock on the stream (released when its connection ends, so a dead process does not hold
 //! it) makes the second one report that the stream is busy.
 //!
-//! Hashes are MD5 over a null- and separator-safe encoding of the text of each column: `N` for NULL, else
-//! `V<length>:<text>`, concatenated in column order; `ds_surf_key_hash` over the key columns (every column
-//! when the dataset has no primary key), `ds_surf_all_hash` over every column.
+//! Hashes are MD5 over a null- and separator-safe encoding of the columns in order: each non-NULL column
+//! as `<name>=<length>:<text>`, a NULL one as nothing at all. Lengths make it separator-safe (`('ab','c')`
+//! and `('a','bc')` differ), names make NULL placement count (`(NULL,'x')` and `('x',NULL)` differ) and
+//! tell NULL from `''` (`a=0:`); and a nullable column added to a dataset (NULL in every existing row)
+//! leaves every hash as it was, so schema evolution does not make every row look changed.
+//! `ds_surf_key_hash` covers the key columns (every column when the dataset has no primary key),
+//! `ds_surf_all_hash` every column.
 
 use std::time::{Duration, Instant};
 
@@ -203,13 +207,16 @@ fn pg(error: &tokio_postgres::Error) -> String {
     text
 }
 
-/// The hash expression over `columns` (see the module's documentation).
+/// The hash expression over `columns` (see the module's documentation). Column names are validated
+/// identifiers (lowercase letters, digits, `_`), so they need no quoting inside the literal.
 pub fn hash_sql(columns: &[String]) -> String {
     let parts: Vec<String> = columns
         .iter()
         .map(|c| {
             let q = ident(c);
-            format!("CASE WHEN {q} IS NULL THEN 'N' ELSE 'V' || length({q}::text) || ':' || {q}::text END")
+            format!(
+                "CASE WHEN {q} IS NULL THEN '' ELSE '{c}=' || length({q}::text) || ':' || {q}::text END"
+            )
         })
         .collect();
     format!("md5({})", parts.join(" || "))
