@@ -122,22 +122,25 @@ impl Pipeline {
     }
 
     fn ds(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .args(["--state", self.state.to_str().unwrap()])
+            .output()
+            .expect("ds runs")
+    }
+
+    /// `ds <args> -C <model>` with the credentials.
+    fn command(&self, args: &[&str]) -> Command {
         let pg = self.merge.pg;
-        Command::new(tests::ds_binary())
+        let mut command = Command::new(tests::ds_binary());
+        command
             .args(args)
-            .args([
-                "-C",
-                self.model.to_str().unwrap(),
-                "--state",
-                self.state.to_str().unwrap(),
-            ])
+            .args(["-C", self.model.to_str().unwrap()])
             .env("NO_COLOR", "1")
             .env("MERGE_RW_USER", &pg.user)
             .env("MERGE_RW_PASSWORD", &pg.password)
             .env("SHOP_DB_USER", &pg.user)
-            .env("SHOP_DB_PASSWORD", &pg.password)
-            .output()
-            .expect("ds runs")
+            .env("SHOP_DB_PASSWORD", &pg.password);
+        command
     }
 
     /// `ds <command> <args> --exclude (kinds no provider applies yet)`.
@@ -577,4 +580,95 @@ fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
         text(&out)
     );
     assert!(connect.status(&name).is_none());
+}
+
+/// Change events merged: `ds merge run` moves the landed events into a batch (conflating several changes
+/// of one key to the last), applies inserts, updates and deletes, live and forensic, and the workspace
+/// views show them.
+#[test]
+fn cdc_events_merge_into_live_and_history_views() {
+    let Some((pg, connect, tag)) = services("cdm") else {
+        return;
+    };
+    let p = Pipeline::new(pg, connect, tag.clone());
+    p.source.sql(CUSTOMERS);
+    p.source.sql(ADDRESSES);
+    let out = p.run("apply", &["--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let merge = |platform: &str| {
+        let out = p
+            .command(&["merge", "run", platform, &format!("cdb_{tag}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ws = format!("ws_analytics_{tag}");
+    let live = format!(
+        "SELECT coalesce(string_agg(id || ' ' || first_name || ' ' || coalesce(email, '-'), '; ' ORDER BY id), '') \
+         FROM {ws}.live__cdb_{tag}__customers"
+    );
+    let history = format!(
+        "SELECT string_agg(id || ' ' || coalesce(email, '-') || ' ' || ds_surf_batch_in || '-' || \
+         CASE WHEN ds_surf_batch_out = 2147483647 THEN 'live' ELSE ds_surf_batch_out::text END, '; ' \
+         ORDER BY id, ds_surf_batch_in) FROM {ws}.audit__cdb_{tag}__customers__history"
+    );
+
+    p.source
+        .sql("INSERT INTO customers VALUES (1, 'Ada', 'L', 'a@x', NULL, NULL, true, now())");
+    p.source
+        .sql("INSERT INTO customers VALUES (2, 'Bob', 'B', NULL, NULL, NULL, true, now())");
+    assert_eq!(
+        eventually(30, "c:1,c:2", || p.landed("zero_live", "customers")),
+        "c:1,c:2"
+    );
+    assert_eq!(
+        eventually(30, "c:1,c:2", || p.landed("zero_forensic", "customers")),
+        "c:1,c:2"
+    );
+    let out = merge("zero_live");
+    assert!(out.contains("batch 1 committed"), "{out}");
+    assert!(
+        out.ends_with("2 staged, 2 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    merge("zero_forensic");
+    assert_eq!(p.merge.sql(&live), "1 Ada a@x; 2 Bob -");
+    // The landing tables were emptied into the batch.
+    assert_eq!(p.landed("zero_live", "customers"), "");
+    let out = merge("zero_live");
+    assert!(out.contains("nothing new to ingest"), "{out}");
+
+    // Several changes of one key in one batch are conflated to the last; a delete deletes.
+    p.source
+        .sql("UPDATE customers SET email = 'ada@1' WHERE id = 1");
+    p.source
+        .sql("UPDATE customers SET email = 'ada@2' WHERE id = 1");
+    p.source.sql("DELETE FROM customers WHERE id = 2");
+    p.source
+        .sql("INSERT INTO customers VALUES (3, 'Cy', 'C', NULL, NULL, NULL, true, now())");
+    let want = "u:1,u:1,d:2,c:3";
+    assert_eq!(
+        eventually(30, want, || p.landed("zero_live", "customers")),
+        want
+    );
+    assert_eq!(
+        eventually(30, want, || p.landed("zero_forensic", "customers")),
+        want
+    );
+    let out = merge("zero_live");
+    assert!(
+        out.ends_with("3 staged, 1 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
+    let out = merge("zero_forensic");
+    assert!(
+        out.ends_with("3 staged, 1 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
+    assert_eq!(p.merge.sql(&live), "1 Ada ada@2; 3 Cy -");
+    assert_eq!(
+        p.merge.sql(&history),
+        "1 a@x 1-1; 1 ada@2 2-live; 2 - 1-1; 3 - 2-live"
+    );
 }

@@ -80,6 +80,13 @@ pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
             only.as_deref(),
         ))
         .with_context(|| format!("batch of {dp}.{store} failed; the batch was not committed (run it again after the fix)"))?;
+    if report.nothing_new {
+        println!(
+            "{}: nothing new to ingest (no change event landed since batch {})",
+            report.stream, report.batch
+        );
+        return Ok(EXIT_OK);
+    }
     println!(
         "{}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
         report.stream,

@@ -173,10 +173,18 @@ impl ResourceKind for Table {
 /// except where noted. This is the physical contract the merge jobs and views rely on.
 pub fn system_columns(role: &str) -> &'static [(&'static str, &'static str, bool)] {
     match role {
-        "staging" | "merge_live" => &[
+        "merge_live" => &[
             ("ds_surf_key_hash", "char(32)", false),
             ("ds_surf_all_hash", "char(32)", false),
             ("ds_surf_batch_id", "integer", false),
+        ],
+        // `ds_surf_op`: `u` (insert or update) or `d` (delete) for a batch of change events (cdc, kafka);
+        // NULL for a snapshot.
+        "staging" => &[
+            ("ds_surf_key_hash", "char(32)", false),
+            ("ds_surf_all_hash", "char(32)", false),
+            ("ds_surf_batch_id", "integer", false),
+            ("ds_surf_op", "char(1)", true),
         ],
         "merge_forensic" => &[
             ("ds_surf_key_hash", "char(32)", false),

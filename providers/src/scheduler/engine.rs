@@ -58,6 +58,9 @@ pub struct Report {
     pub batch: i32,
     /// Whether an open batch (left by a run that stopped) was resumed.
     pub resumed: bool,
+    /// Whether there was nothing to ingest (no change event landed): no batch was opened, and `batch` is
+    /// the last one.
+    pub nothing_new: bool,
     /// Keys new in the merge tables.
     pub inserted: u64,
     /// Keys whose content changed.
@@ -79,6 +82,7 @@ struct Dataset {
     key: Vec<String>,
     staging: String,
     merge: String,
+    landing: Option<String>,
 }
 
 /// A stream, from a `scheduler_job`'s attributes.
@@ -161,6 +165,7 @@ impl Stream {
                 columns,
                 staging: field("staging").ok_or("a dataset has no staging table")?,
                 merge: field("merge").ok_or("a dataset has no merge table")?,
+                landing: field("landing"),
             });
         }
         if let Some(only) = only
@@ -194,6 +199,106 @@ impl Stream {
     fn table(&self, name: &str) -> String {
         format!("{}.{}", ident(&self.schema), ident(name))
     }
+
+    /// Whether the stream's events land in landing tables (cdc, kafka) rather than being read from a
+    /// source database.
+    fn lands(&self) -> bool {
+        matches!(self.capture.as_str(), "cdc" | "kafka")
+    }
+}
+
+/// Whether any of the stream's landing tables holds a row.
+async fn landed(
+    tx: &tokio_postgres::Transaction<'_>,
+    stream: &Stream,
+) -> Result<bool, tokio_postgres::Error> {
+    for dataset in &stream.datasets {
+        if let Some(landing) = &dataset.landing {
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", stream.table(landing));
+            if tx.query_one(&sql, &[]).await?.get::<_, bool>(0) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Moves the landed change events of every dataset into staging as batch `batch` and marks it ingested, in
+/// one transaction: events landing meanwhile (after the high-water `ds_landing_id` read here) wait for the
+/// next batch. Several events of one key are conflated to the last one in landing (source) order; a
+/// delete (`__op = 'd'`, or a rewritten tombstone) stages as `d`, anything else as `u`.
+async fn ingest_landed(
+    ctx: &Ctx,
+    stream: &Stream,
+    address: &str,
+    batch: i32,
+) -> Result<u64, EngineError> {
+    let mut client = ctx
+        .postgres
+        .lease(ctx, &stream.merge, address)
+        .await
+        .map_err(|e| stream.error(e.to_string()))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| stream.error(pg(&e)))?;
+    let mut total = 0;
+    for dataset in &stream.datasets {
+        let at = |message: String| stream.error(format!("dataset {}: {message}", dataset.name));
+        let Some(landing) = &dataset.landing else {
+            return Err(at("the job names no landing table".into()));
+        };
+        let landing = stream.table(landing);
+        let staging = stream.table(&dataset.staging);
+        let high: Option<i64> = tx
+            .query_one(&format!("SELECT max(ds_landing_id) FROM {landing}"), &[])
+            .await
+            .map_err(|e| at(pg(&e)))?
+            .get(0);
+        let Some(high) = high else {
+            continue;
+        };
+        tx.execute(
+            &format!("DELETE FROM {staging} WHERE ds_surf_batch_id = $1"),
+            &[&batch],
+        )
+        .await
+        .map_err(|e| at(pg(&e)))?;
+        let moved = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {staging} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id, ds_surf_op) \
+                     SELECT DISTINCT ON (key_hash) {cols}, key_hash, {all}, {batch}, \
+                            CASE WHEN __op = 'd' OR __deleted = 'true' THEN 'd' ELSE 'u' END \
+                     FROM (SELECT *, {key} AS key_hash FROM {landing} WHERE ds_landing_id <= {high}) AS l \
+                     ORDER BY key_hash, ds_landing_id DESC",
+                    cols = list(&dataset.columns, ""),
+                    key = hash_sql(&dataset.key),
+                    all = hash_sql(&dataset.columns),
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| at(format!("moving landed events into staging: {}", pg(&e))))?;
+        tx.execute(
+            &format!("DELETE FROM {landing} WHERE ds_landing_id <= {high}"),
+            &[],
+        )
+        .await
+        .map_err(|e| at(pg(&e)))?;
+        total += moved;
+    }
+    tx.execute(
+        &format!(
+            "UPDATE {} SET state = 'ingested', ingested_at = now() WHERE stream = $1 AND batch_id = $2",
+            stream.table("ds_batch_metrics")
+        ),
+        &[&stream.stream, &batch],
+    )
+    .await
+    .map_err(|e| stream.error(pg(&e)))?;
+    tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+    Ok(total)
 }
 
 /// A Postgres error with where it happened (a COPY names the line and column).
@@ -238,9 +343,9 @@ pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Rep
         stream: "(job)".into(),
         message,
     })?;
-    if stream.capture != "sql_snapshot" {
+    if !matches!(stream.capture.as_str(), "sql_snapshot" | "cdc" | "kafka") {
         return Err(stream.error(format!(
-            "ingestion of `{}` stores is not built yet (only sql_snapshot)",
+            "ingestion of `{}` stores is not built yet (sql_snapshot, cdc and kafka are)",
             stream.capture
         )));
     }
@@ -310,6 +415,20 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         .map_err(db)?
         .map(|row| row.get(0));
     let (batch, mut state, resumed) = match state.as_deref() {
+        None | Some("committed") if stream.lands() && !landed(&tx, stream).await.map_err(db)? => {
+            tx.commit().await.map_err(db)?;
+            return Ok(Report {
+                stream: stream.label.clone(),
+                batch: current,
+                resumed: false,
+                nothing_new: true,
+                inserted: 0,
+                updated: 0,
+                deleted: 0,
+                staged: 0,
+                elapsed: Duration::ZERO,
+            });
+        }
         None | Some("committed") => {
             let batch = current + 1;
             tx.execute(
@@ -334,6 +453,11 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
     drop(client);
 
     let mut staged = 0;
+    if state == "started" && stream.lands() {
+        // Moving landed events into staging and marking the batch ingested are one transaction.
+        staged = ingest_landed(ctx, stream, address, batch).await?;
+        state = "ingested".into();
+    }
     if state == "started" {
         staged = ingest_snapshot(ctx, stream, address, batch).await?;
         let client = ctx
@@ -361,6 +485,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         stream: stream.label.clone(),
         batch,
         resumed,
+        nothing_new: false,
         inserted,
         updated,
         deleted,
@@ -513,6 +638,9 @@ async fn merge_and_commit(
     Ok((inserted, updated, deleted))
 }
 
+/// A staged row that writes its key: a snapshot's (`ds_surf_op` NULL) or an insert or update event's.
+const UPSERT: &str = "s.ds_surf_op IS DISTINCT FROM 'd'";
+
 /// The staged rows of `batch`, one per key.
 fn staged(stream: &Stream, dataset: &Dataset, batch: i32) -> String {
     format!(
@@ -522,9 +650,10 @@ fn staged(stream: &Stream, dataset: &Dataset, batch: i32) -> String {
     )
 }
 
-/// Live (SCD1) merge: update changed keys, delete keys not staged (a snapshot), insert new keys. Returns
-/// the statements in the order updated, deleted, inserted.
+/// Live (SCD1) merge: update changed keys, delete keys not staged (a snapshot) or staged as deleted (change
+/// events), insert new keys. Returns the statements in the order updated, deleted, inserted.
 fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+    let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);
     let source = staged(stream, dataset, batch);
@@ -537,28 +666,36 @@ fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
         format!(
             "UPDATE {merge} AS m SET {}, ds_surf_all_hash = s.ds_surf_all_hash, ds_surf_batch_id = {batch} \
              FROM {source} AS s WHERE m.ds_surf_key_hash = s.ds_surf_key_hash \
-             AND m.ds_surf_all_hash <> s.ds_surf_all_hash",
+             AND m.ds_surf_all_hash <> s.ds_surf_all_hash AND {upsert}",
             set.join(", ")
         ),
-        format!(
-            "DELETE FROM {merge} AS m WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s \
-             WHERE s.ds_surf_batch_id = {batch} AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
-        ),
+        if stream.lands() {
+            format!(
+                "DELETE FROM {merge} AS m USING {source} AS s \
+                 WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND s.ds_surf_op = 'd'"
+            )
+        } else {
+            format!(
+                "DELETE FROM {merge} AS m WHERE NOT EXISTS (SELECT 1 FROM {staging} AS s \
+                 WHERE s.ds_surf_batch_id = {batch} AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
+            )
+        },
         format!(
             "INSERT INTO {merge} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) \
              SELECT {scols}, s.ds_surf_key_hash, s.ds_surf_all_hash, {batch} FROM {source} AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash)",
+             WHERE {upsert} AND NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash)",
             cols = list(&dataset.columns, ""),
             scols = list(&dataset.columns, "s."),
         ),
     ]
 }
 
-/// Forensic (SCD2) merge: close the live version of changed keys and of keys not staged
-/// (`ds_surf_batch_out = B - 1`), then insert a live version (`B`, [`LIVE`]) for every staged key without
+/// Forensic (SCD2) merge: close the live version of changed keys and of keys not staged (a snapshot) or
+/// staged as deleted (change events) (`ds_surf_batch_out = B - 1`), then insert a live version (`B`, [`LIVE`]) for every staged key without
 /// one: new keys, changed keys and keys deleted earlier and back now. Returns the statements in the order
 /// close changed, close deleted, insert.
 fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+    let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);
     let source = staged(stream, dataset, batch);
@@ -567,17 +704,25 @@ fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
         format!(
             "UPDATE {merge} AS m SET ds_surf_batch_out = {before} FROM {source} AS s \
              WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND m.ds_surf_batch_out = {LIVE} \
-             AND m.ds_surf_all_hash <> s.ds_surf_all_hash"
+             AND m.ds_surf_all_hash <> s.ds_surf_all_hash AND {upsert}"
         ),
-        format!(
-            "UPDATE {merge} AS m SET ds_surf_batch_out = {before} WHERE m.ds_surf_batch_out = {LIVE} \
-             AND NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.ds_surf_batch_id = {batch} \
-             AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
-        ),
+        if stream.lands() {
+            format!(
+                "UPDATE {merge} AS m SET ds_surf_batch_out = {before} FROM {source} AS s \
+                 WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND m.ds_surf_batch_out = {LIVE} \
+                 AND s.ds_surf_op = 'd'"
+            )
+        } else {
+            format!(
+                "UPDATE {merge} AS m SET ds_surf_batch_out = {before} WHERE m.ds_surf_batch_out = {LIVE} \
+                 AND NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.ds_surf_batch_id = {batch} \
+                 AND s.ds_surf_key_hash = m.ds_surf_key_hash)"
+            )
+        },
         format!(
             "INSERT INTO {merge} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_in, ds_surf_batch_out) \
              SELECT {scols}, s.ds_surf_key_hash, s.ds_surf_all_hash, {batch}, {LIVE} FROM {source} AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash \
+             WHERE {upsert} AND NOT EXISTS (SELECT 1 FROM {merge} AS m WHERE m.ds_surf_key_hash = s.ds_surf_key_hash \
              AND m.ds_surf_batch_out = {LIVE})",
             cols = list(&dataset.columns, ""),
             scols = list(&dataset.columns, "s."),
