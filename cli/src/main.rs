@@ -134,6 +134,11 @@ it is: the next plan shows only how it really differs from the model, instead of
     /// Move data now: `ds merge run DATA_PLATFORM STORE` runs one batch of an ingestion stream
     #[command(subcommand)]
     Merge(commands::merge::MergeCommand),
+    /// Keep data flowing: `ds scheduler run [--once]` runs the jobs as their triggers say
+    #[command(subcommand)]
+    Scheduler(commands::scheduler::SchedulerCommand),
+    /// Where each ingestion stream stands: last committed batch, open batch, lag, last and next run
+    Status,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -168,6 +173,8 @@ fn main() -> ExitCode {
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),
         Command::Merge(command) => commands::merge::run(dir, &command),
+        Command::Scheduler(command) => commands::scheduler::run(dir, &command),
+        Command::Status => commands::scheduler::status(dir),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -505,6 +505,7 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
         let mut stream_tables = vec![
             format!("postgres_table.{schema}.ds_batch_counter"),
             format!("postgres_table.{schema}.ds_batch_metrics"),
+            format!("postgres_table.{schema}.ds_jobs"),
         ];
         let mut per_dataset_tables: Vec<(String, Vec<String>)> = Vec::new();
         // What the stream's job needs to know of each dataset: where it comes from, its columns and key,
@@ -751,6 +752,29 @@ fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
             "control",
             columns_value(metrics.iter().map(|c| c.to_string())),
             vec!["stream".into(), "batch_id".into()],
+        ),
+        vec![schema_address.to_string()],
+    );
+    // The scheduler's jobs: one row per `scheduler_job`, with its config (the job's attributes) and the
+    // scheduler's bookkeeping (when it is due next, who holds it, how its last run went).
+    let jobs = [
+        "job varchar(255) not null",
+        "config text not null",
+        "next_run_at timestamptz",
+        "lease_owner varchar(255)",
+        "lease_until timestamptz",
+        "last_started_at timestamptz",
+        "last_finished_at timestamptz",
+        "last_status varchar(32)",
+        "last_error text",
+    ];
+    b.add(
+        "postgres_table",
+        &format!("{schema}.ds_jobs"),
+        table_json(
+            "control",
+            columns_value(jobs.iter().map(|c| c.to_string())),
+            vec!["job".into()],
         ),
         vec![schema_address.to_string()],
     );
@@ -1047,6 +1071,7 @@ fn workspace(
                 ));
             }
         }
+        deps.push(format!("postgres_table.{dp_schema}.ds_jobs"));
         let name = format!("{dp_schema}.transformer__{}", lower(&ws.name.value));
         b.add(
             "scheduler_job",

@@ -146,7 +146,7 @@ fn quickstart_applies_then_plans_empty_and_applies_again_without_change() {
     let out = apply(&case, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("Apply complete: 50 changed, 0 failed"),
+        text(&out).contains("Apply complete: 52 changed, 0 failed"),
         "{}",
         text(&out)
     );
@@ -516,7 +516,7 @@ fn an_apply_killed_part_way_leaves_a_readable_state_and_the_next_apply_converges
     let after = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
         .unwrap()
         .unwrap();
-    assert_eq!(after.resources.len(), 1004);
+    assert_eq!(after.resources.len(), 1006);
     assert_eq!(
         case.sql(
             "SELECT count(*) FROM pg_tables WHERE schemaname IN ('zero_live', 'zero_forensic')"
@@ -684,7 +684,7 @@ fn state_in_postgres_applies_locks_and_refuses_stale_writes() {
     let out = run(&plan_args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let listed = run(&["state", "list"]);
-    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 50);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 52);
 
     // The lease: another holder makes an apply fail naming it.
     let target = || state::PostgresTarget {
@@ -922,7 +922,7 @@ fn ctrl_c_stops_new_work_waits_for_what_runs_and_saves_the_state() {
         .unwrap()
         .unwrap();
     assert!(
-        !recorded.resources.is_empty() && recorded.resources.len() < 1004,
+        !recorded.resources.is_empty() && recorded.resources.len() < 1006,
         "{}",
         recorded.resources.len()
     );
@@ -936,7 +936,7 @@ fn ctrl_c_stops_new_work_waits_for_what_runs_and_saves_the_state() {
     let done = state::Backend::read(&state::LocalBackend::new(case.state.clone()))
         .unwrap()
         .unwrap();
-    assert_eq!(done.resources.len(), 1004);
+    assert_eq!(done.resources.len(), 1006);
 }
 
 #[test]

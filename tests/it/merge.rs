@@ -103,6 +103,7 @@ impl Case {
             "postgres_view",
             "postgres_role",
             "postgres_grant",
+            "scheduler_job",
         ] {
             apply.extend(["--target", kind]);
         }
@@ -471,5 +472,96 @@ fn a_new_nullable_column_flows_through_without_rewriting_history() {
     assert_eq!(
         case.rows("SELECT string_agg(sku || ' ' || coalesce(color, '-'), '; ' ORDER BY sku) FROM {ws}.audit__product_db__products"),
         "1 -; 2 red"
+    );
+}
+
+/// `ds scheduler run --once` runs every due job once: two schedulers at once share the jobs and never run
+/// one twice; `ds status` shows where each stream stands.
+#[test]
+fn schedulers_share_the_jobs_and_status_shows_the_streams() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "sched");
+    case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
+    let spawn = || {
+        let pg = case.merge.pg;
+        Command::new(tests::ds_binary())
+            .args([
+                "scheduler",
+                "run",
+                "--once",
+                "-C",
+                case.model.to_str().unwrap(),
+            ])
+            .env("MERGE_RW_USER", &pg.user)
+            .env("MERGE_RW_PASSWORD", &pg.password)
+            .env("SHOP_DB_USER", &pg.user)
+            .env("SHOP_DB_PASSWORD", &pg.password)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", text(&b));
+    let logs = text(&a) + &text(&b);
+    // Each stream's job ran on exactly one of them.
+    for stream in ["zero_live.product_db", "zero_forensic.product_db"] {
+        assert_eq!(
+            logs.matches(&format!("{stream}: batch 1 committed"))
+                .count(),
+            1,
+            "{logs}"
+        );
+    }
+    for stream in ["zero_live.customer_db", "zero_forensic.customer_db"] {
+        assert_eq!(
+            logs.matches(&format!("{stream}: nothing new")).count(),
+            1,
+            "{logs}"
+        );
+    }
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.ds_batch_metrics WHERE stream = 'product_db'"),
+        "1"
+    );
+    // Run again at once: nothing is due yet (the interval is 5 minutes).
+    let again = case.ds(&["scheduler", "run", "--once"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("ran 0 job(s), 0 failed"),
+        "{}",
+        text(&again)
+    );
+    let status = case.ds(&["status"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let status = text(&status);
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("zero_forensic.product_db "))
+        .unwrap_or_else(|| panic!("{status}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[1], "1", "{line}");
+    assert_eq!(cells[3], "2/0/0", "{line}");
+    assert_eq!(cells[4], "-", "{line}");
+    assert_eq!(cells[6], "ok", "{line}");
+    // A failing job is reported, retried later, and shown with its error.
+    case.source.sql("DROP TABLE products");
+    case.merge
+        .sql("UPDATE zero_live.ds_jobs SET next_run_at = now() WHERE job = 'product_db'");
+    let failed = case.ds(&["scheduler", "run", "--once"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(
+        text(&failed)
+            .contains("zero_live.product_db: FAILED: zero_live.product_db: dataset products"),
+        "{}",
+        text(&failed)
+    );
+    let status = text(&case.ds(&["status"]));
+    assert!(
+        status.contains("zero_live.product_db: last run failed:"),
+        "{status}"
     );
 }

@@ -8,6 +8,7 @@ pub(crate) mod import;
 pub(crate) mod merge;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
+pub(crate) mod scheduler;
 pub(crate) mod state;
 pub(crate) mod validate;
 
