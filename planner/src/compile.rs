@@ -878,6 +878,12 @@ fn cdc_source(
             "table.include.list": tables.join(","),
             "snapshot.mode": "initial",
             "heartbeat.interval.ms": "10000",
+            // A write to the source database with each heartbeat: without one, a quiet database on a busy
+            // server never lets the slot advance, and it pins ever more WAL.
+            "heartbeat.action.query": format!(
+                "INSERT INTO {signal_table} (id, type, data) VALUES ('ds-heartbeat', 'heartbeat', now()::text) \
+                 ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data"
+            ),
             "signal.enabled.channels": "source",
             // Postgres names it `<schema>.<table>` (no database).
             "signal.data.collection": signal_table,
