@@ -744,6 +744,8 @@ fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
         "rows_updated bigint",
         "rows_deleted bigint",
         "error text",
+        // sql_watermark: the highest watermark value this batch read up to (as text).
+        "high_watermark text",
     ];
     b.add(
         "postgres_table",

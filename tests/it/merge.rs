@@ -565,3 +565,62 @@ fn schedulers_share_the_jobs_and_status_shows_the_streams() {
         "{status}"
     );
 }
+
+/// sql_watermark: each batch reads the rows at or above the last batch's high watermark (the boundary again,
+/// on purpose) and never deletes.
+#[test]
+fn watermark_batches_read_above_the_last_high_mark_and_never_delete() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "wm");
+    let path = case.model.join("team_shop.ds.hcl");
+    let model = std::fs::read_to_string(&path).unwrap();
+    let start = model.find("    capture \"sql_snapshot\" {").unwrap();
+    let model = format!(
+        "{}    capture \"sql_watermark\" {{\n      watermark = {{ column = \"updated_at\" }}\n{}",
+        &model[..start],
+        &model[start + "    capture \"sql_snapshot\" {\n".len()..]
+    );
+    std::fs::write(&path, model).unwrap();
+    case.apply();
+    let live = "SELECT coalesce(string_agg(sku || ' ' || name, '; ' ORDER BY sku), '') FROM {ws}.live__product_db__products";
+
+    // An empty source: nothing to read, no batch.
+    let out = case.batch("zero_live");
+    assert!(out.contains("nothing new"), "{out}");
+    case.source_is(&[
+        "'1','billy','EUR','2026-01-01 10:00'",
+        "'2','laura','EUR','2026-01-01 11:00'",
+    ]);
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("2 staged, 2 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.merge
+            .sql("SELECT high_watermark FROM zero_live.ds_batch_metrics WHERE batch_id = 1"),
+        "2026-01-01 11:00:00"
+    );
+    // One row changed (its watermark moves), one deleted at the source: the change arrives, the delete
+    // does not (watermark ingestion cannot see it); the boundary row is read again and changes nothing.
+    case.source.sql(
+        "UPDATE products SET name = 'william', updated_at = '2026-01-01 12:00' WHERE sku = '1'; \
+         INSERT INTO products VALUES ('3', 'zoe', 1, 'EUR', 1, '2026-01-01 11:00'); \
+         DELETE FROM products WHERE sku = '2'",
+    );
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("2 staged, 1 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(case.rows(live), "1 william; 2 laura; 3 zoe");
+    // A row written late with an old watermark (below the high mark) is not read: that is the contract.
+    case.source
+        .sql("INSERT INTO products VALUES ('4', 'old', 1, 'EUR', 1, '2025-01-01 00:00')");
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("1 staged, 0 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(case.rows(live), "1 william; 2 laura; 3 zoe");
+}

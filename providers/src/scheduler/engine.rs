@@ -96,6 +96,8 @@ struct Stream {
     keep: i64,
     merge: Target,
     source: Option<Target>,
+    /// sql_watermark: the column every dataset is read above.
+    watermark: Option<String>,
     datasets: Vec<Dataset>,
 }
 
@@ -185,6 +187,10 @@ impl Stream {
                 .unwrap_or(5),
             merge,
             source,
+            watermark: job
+                .get("watermark")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             datasets,
         })
     }
@@ -343,9 +349,12 @@ pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Rep
         stream: "(job)".into(),
         message,
     })?;
-    if !matches!(stream.capture.as_str(), "sql_snapshot" | "cdc" | "kafka") {
+    if !matches!(
+        stream.capture.as_str(),
+        "sql_snapshot" | "sql_watermark" | "cdc" | "kafka"
+    ) {
         return Err(stream.error(format!(
-            "ingestion of `{}` stores is not built yet (sql_snapshot, cdc and kafka are)",
+            "ingestion of `{}` stores is not built yet (sql_snapshot, sql_watermark, cdc and kafka are)",
             stream.capture
         )));
     }
@@ -431,6 +440,25 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         }
         None | Some("committed") => {
             let batch = current + 1;
+            // sql_watermark: the batch reads up to the highest watermark in the source now.
+            let high = match &stream.watermark {
+                Some(column) => high_watermark(ctx, stream, address, column).await?,
+                None => None,
+            };
+            if stream.watermark.is_some() && high.is_none() {
+                tx.commit().await.map_err(db)?;
+                return Ok(Report {
+                    stream: stream.label.clone(),
+                    batch: current,
+                    resumed: false,
+                    nothing_new: true,
+                    inserted: 0,
+                    updated: 0,
+                    deleted: 0,
+                    staged: 0,
+                    elapsed: Duration::ZERO,
+                });
+            }
             tx.execute(
                 &format!("UPDATE {counter} SET current_batch = $2 WHERE stream = $1"),
                 &[&stream.stream, &batch],
@@ -439,9 +467,10 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
             .map_err(db)?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {metrics} (stream, batch_id, state, started_at) VALUES ($1, $2, 'started', now())"
+                    "INSERT INTO {metrics} (stream, batch_id, state, started_at, high_watermark) \
+                     VALUES ($1, $2, 'started', now(), $3)"
                 ),
-                &[&stream.stream, &batch],
+                &[&stream.stream, &batch, &high],
             )
             .await
             .map_err(db)?;
@@ -459,7 +488,19 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         state = "ingested".into();
     }
     if state == "started" {
-        staged = ingest_snapshot(ctx, stream, address, batch).await?;
+        let filter = match &stream.watermark {
+            Some(column) => Some(
+                watermark_filter(
+                    &mut client_for(ctx, stream, address).await?,
+                    stream,
+                    column,
+                    batch,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        staged = ingest_snapshot(ctx, stream, address, batch, filter.as_deref()).await?;
         let client = ctx
             .postgres
             .lease(ctx, &stream.merge, address)
@@ -494,6 +535,94 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
     })
 }
 
+async fn client_for(
+    ctx: &Ctx,
+    stream: &Stream,
+    address: &str,
+) -> Result<crate::postgres::live::Lease, EngineError> {
+    ctx.postgres
+        .lease(ctx, &stream.merge, address)
+        .await
+        .map_err(|e| stream.error(e.to_string()))
+}
+
+/// The highest value of the watermark column over every dataset's source table, as text; `None` when they
+/// are all empty.
+async fn high_watermark(
+    ctx: &Ctx,
+    stream: &Stream,
+    address: &str,
+    column: &str,
+) -> Result<Option<String>, EngineError> {
+    let Some(source) = &stream.source else {
+        return Err(stream.error("the job names no source database"));
+    };
+    let parts: Vec<String> = stream
+        .datasets
+        .iter()
+        .filter_map(|d| d.source.as_ref())
+        .map(|t| {
+            format!(
+                "SELECT max({}) AS m FROM {}",
+                ident(column),
+                crate::postgres::live::relation(t)
+            )
+        })
+        .collect();
+    let client = ctx
+        .postgres
+        .lease(ctx, source, address)
+        .await
+        .map_err(|e| stream.error(format!("connecting to the source: {e}")))?;
+    let sql = format!(
+        "SELECT max(m)::text FROM ({}) AS w",
+        parts.join(" UNION ALL ")
+    );
+    let row = client.query_one(&sql, &[]).await.map_err(|e| {
+        stream.error(format!(
+            "reading the watermark column {column} at {}: {}",
+            source.endpoint(),
+            pg(&e)
+        ))
+    })?;
+    Ok(row.get(0))
+}
+
+/// The rows batch `batch` reads: at or above the previous committed batch's high watermark (the boundary
+/// value is read again on purpose: rows written later with the same value are not missed, and the merge
+/// is keyed, so a row read twice changes nothing) and at or below this batch's.
+async fn watermark_filter(
+    client: &mut crate::postgres::live::Lease,
+    stream: &Stream,
+    column: &str,
+    batch: i32,
+) -> Result<String, EngineError> {
+    let metrics = stream.table("ds_batch_metrics");
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT (SELECT high_watermark FROM {metrics} WHERE stream = $1 AND batch_id = $2), \
+                        (SELECT high_watermark FROM {metrics} WHERE stream = $1 AND batch_id < $2 \
+                         AND state = 'committed' ORDER BY batch_id DESC LIMIT 1)"
+            ),
+            &[&stream.stream, &batch],
+        )
+        .await
+        .map_err(|e| stream.error(pg(&e)))?;
+    let high: Option<String> = row.get(0);
+    let previous: Option<String> = row.get(1);
+    let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let column = ident(column);
+    let mut filter = match high {
+        Some(high) => format!("{column} <= {}", quote(&high)),
+        None => "true".to_string(),
+    };
+    if let Some(previous) = previous {
+        filter.push_str(&format!(" AND {column} >= {}", quote(&previous)));
+    }
+    Ok(filter)
+}
+
 /// Streams every dataset's source rows into staging as batch `batch`: per dataset one transaction, which
 /// first removes rows of `batch` a stopped run left.
 async fn ingest_snapshot(
@@ -501,6 +630,7 @@ async fn ingest_snapshot(
     stream: &Stream,
     address: &str,
     batch: i32,
+    filter: Option<&str>,
 ) -> Result<u64, EngineError> {
     let Some(source) = &stream.source else {
         return Err(stream.error("the job names no source database"));
@@ -536,10 +666,11 @@ async fn ingest_snapshot(
         .await
         .map_err(|e| at("clearing staging", pg(&e)))?;
         let select = format!(
-            "COPY (SELECT {}, {}, {}, {batch} FROM {source_table}) TO STDOUT",
+            "COPY (SELECT {}, {}, {}, {batch} FROM {source_table}{}) TO STDOUT",
             list(&dataset.columns, ""),
             hash_sql(&dataset.key),
-            hash_sql(&dataset.columns)
+            hash_sql(&dataset.columns),
+            filter.map_or(String::new(), |f| format!(" WHERE {f}"))
         );
         let reading = format!("reading {table} at {}", source.endpoint());
         let out = source_client
@@ -669,7 +800,10 @@ fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
              AND m.ds_surf_all_hash <> s.ds_surf_all_hash AND {upsert}",
             set.join(", ")
         ),
-        if stream.lands() {
+        if stream.watermark.is_some() {
+            // Watermark ingestion reads changed rows only: it never deletes.
+            format!("DELETE FROM {merge} WHERE false")
+        } else if stream.lands() {
             format!(
                 "DELETE FROM {merge} AS m USING {source} AS s \
                  WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND s.ds_surf_op = 'd'"
@@ -706,7 +840,9 @@ fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
              WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND m.ds_surf_batch_out = {LIVE} \
              AND m.ds_surf_all_hash <> s.ds_surf_all_hash AND {upsert}"
         ),
-        if stream.lands() {
+        if stream.watermark.is_some() {
+            format!("UPDATE {merge} SET ds_surf_batch_out = {before} WHERE false")
+        } else if stream.lands() {
             format!(
                 "UPDATE {merge} AS m SET ds_surf_batch_out = {before} FROM {source} AS s \
                  WHERE m.ds_surf_key_hash = s.ds_surf_key_hash AND m.ds_surf_batch_out = {LIVE} \
