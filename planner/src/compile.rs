@@ -487,6 +487,8 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
 
     // Ingestion: tables per (data platform, store, dataset), the stream's job, and cdc/kafka plumbing.
     let mut cdc_sources: BTreeSet<String> = BTreeSet::new();
+    // Per transformer output store, the stream of each data platform that ingests it.
+    let mut output_streams: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for ((_, store_key), (platform, dp)) in &ingested {
         let Some(store) = index.store(store_key) else {
             continue;
@@ -616,7 +618,14 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             drop_nulls(&mut attributes);
             attributes
         };
-        if store.transformer.is_none() {
+        if store.transformer.is_some() {
+            // A transformer's output: its job (see `workspace`) runs the SQL and feeds this stream.
+            let datasets: Vec<&str> = per_dataset_tables.iter().map(|(d, _)| d.as_str()).collect();
+            output_streams
+                .entry(store_name.clone())
+                .or_default()
+                .push(job_attributes(datasets));
+        } else {
             if capture.is_some_and(|c| c.single_dataset) {
                 for (ds_name, tables) in &per_dataset_tables {
                     let name = format!("{schema}.{store_name}__{ds_name}");
@@ -712,7 +721,7 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
     // Workspaces: a schema, a read role, views over merge tables and grants on them.
     for team in &model.teams {
         for ws in &team.workspaces {
-            workspace(&mut b, &index, ws, &served, &ingested);
+            workspace(&mut b, &index, ws, &served, &ingested, &output_streams);
         }
     }
     b.finish()
@@ -905,6 +914,7 @@ fn workspace(
     ws: &Workspace,
     served: &HashMap<(String, String), Served<'_>>,
     ingested: &BTreeMap<(String, String), (&Platform, &DataPlatform)>,
+    output_streams: &BTreeMap<String, Vec<Value>>,
 ) {
     let groups: Vec<(&DatasetGroup, &Served<'_>)> = ws
         .groups
@@ -1092,6 +1102,12 @@ fn workspace(
                 "outputs": outputs,
                 "trigger": trigger_json(transformer.trigger.as_ref()),
                 "sql": compiled,
+                // The output store's stream in each data platform that ingests it, as an ingestion job
+                // would describe it: the SQL's result is its snapshot.
+                "streams": outputs
+                    .iter()
+                    .flat_map(|o| output_streams.get(o).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>(),
             }),
             deps,
         );

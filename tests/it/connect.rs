@@ -637,7 +637,7 @@ fn cdc_events_merge_into_live_and_history_views() {
     // The landing tables were emptied into the batch.
     assert_eq!(p.landed("zero_live", "customers"), "");
     let out = merge("zero_live");
-    assert!(out.contains("nothing new to ingest"), "{out}");
+    assert!(out.contains("nothing new since batch 1"), "{out}");
 
     // Several changes of one key in one batch are conflated to the last; a delete deletes.
     p.source

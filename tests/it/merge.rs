@@ -129,7 +129,12 @@ impl Case {
 
     /// `ds merge run <platform> product_db`; its report line.
     fn batch(&self, platform: &str) -> String {
-        let out = self.ds(&["merge", "run", platform, "product_db"]);
+        self.batch_of(platform, "product_db")
+    }
+
+    /// `ds merge run <platform> <store>`; its report line.
+    fn batch_of(&self, platform: &str, store: &str) -> String {
+        let out = self.ds(&["merge", "run", platform, store]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
@@ -623,4 +628,59 @@ fn watermark_batches_read_above_the_last_high_mark_and_never_delete() {
         "{out}"
     );
     assert_eq!(case.rows(live), "1 william; 2 laura; 3 zoe");
+}
+
+/// A transformer: the scheduler runs its SQL over its workspace's views and ingests the result as a
+/// snapshot of its output store, which is merged and read like any other.
+#[test]
+fn a_transformer_feeds_its_output_store_from_its_inputs() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "tfm");
+    // The cdc store's events, as the sink connector would land them.
+    case.merge.sql(
+        "INSERT INTO zero_live.customer_db__customers__landing (id, first_name, last_name, is_active, created_at, __op) VALUES \
+           (1, 'Ada', 'Lovelace', true, now(), 'c'), (2, 'Alan', 'Turing', true, now(), 'c'), (3, 'Gone', 'Away', false, now(), 'c'); \
+         INSERT INTO zero_live.customer_db__addresses__landing (id, customer_id, line1, city, country_code, is_primary, __op) VALUES \
+           (10, 1, 'x', 'London', 'GB', true, 'c')",
+    );
+    let out = case.batch_of("zero_live", "customer_db");
+    assert!(
+        out.ends_with("4 staged, 4 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    let directory = "SELECT coalesce(string_agg(customer_id || ' ' || full_name || ' ' || coalesce(city, '-'), '; ' \
+                     ORDER BY customer_id), '') FROM {ws}.live__directory__customer_directory";
+    case.merge
+        .sql("UPDATE zero_live.ds_jobs SET next_run_at = now()");
+    let out = case.ds(&["scheduler", "run", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("zero_live.directory: batch 1 committed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        case.rows(directory),
+        "1 Ada Lovelace London; 2 Alan Turing -"
+    );
+    // An input changes: the next run of the transformer follows (a snapshot: the gone row goes too).
+    case.merge.sql(
+        "INSERT INTO zero_live.customer_db__customers__landing (id, first_name, last_name, is_active, created_at, __op) VALUES \
+           (2, 'Alan', 'Turing', false, now(), 'u')",
+    );
+    case.batch_of("zero_live", "customer_db");
+    case.merge
+        .sql("UPDATE zero_live.ds_jobs SET next_run_at = now()");
+    let out = case.ds(&["scheduler", "run", "--once"]);
+    assert!(
+        text(&out).contains("zero_live.directory: batch 2 committed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("0 inserted, 0 updated, 1 deleted"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(case.rows(directory), "1 Ada Lovelace London");
 }

@@ -80,23 +80,24 @@ pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
             only.as_deref(),
         ))
         .with_context(|| format!("batch of {dp}.{store} failed; the batch was not committed (run it again after the fix)"))?;
-    if report.nothing_new {
-        println!(
-            "{}: nothing new to ingest (no change event landed since batch {})",
-            report.stream, report.batch
-        );
-        return Ok(EXIT_OK);
-    }
-    println!(
-        "{}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
-        report.stream,
-        report.batch,
-        if report.resumed { " (resumed)" } else { "" },
-        report.elapsed.as_secs_f64(),
-        report.staged,
-        report.inserted,
-        report.updated,
-        report.deleted
-    );
+    println!("{}", describe(&report));
     Ok(EXIT_OK)
+}
+
+/// A batch's report on one line.
+pub(crate) fn describe(r: &providers::scheduler::engine::Report) -> String {
+    if r.nothing_new {
+        return format!("{}: nothing new since batch {}", r.stream, r.batch);
+    }
+    format!(
+        "{}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
+        r.stream,
+        r.batch,
+        if r.resumed { " (resumed)" } else { "" },
+        r.elapsed.as_secs_f64(),
+        r.staged,
+        r.inserted,
+        r.updated,
+        r.deleted
+    )
 }

@@ -129,26 +129,11 @@ pub(crate) fn run(dir: &Path, command: &SchedulerCommand) -> anyhow::Result<u8> 
     );
     let stop = || stopping.load(Ordering::SeqCst);
     let report = |run: &runtime::Run| match &run.outcome {
-        Outcome::Ran(r) if r.nothing_new => {
-            println!(
-                "{} {}: nothing new since batch {}",
-                now(),
-                r.stream,
-                r.batch
-            )
+        Outcome::Ran(reports) => {
+            for r in reports {
+                println!("{} {}", now(), super::merge::describe(r));
+            }
         }
-        Outcome::Ran(r) => println!(
-            "{} {}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
-            now(),
-            r.stream,
-            r.batch,
-            if r.resumed { " (resumed)" } else { "" },
-            r.elapsed.as_secs_f64(),
-            r.staged,
-            r.inserted,
-            r.updated,
-            r.deleted
-        ),
         Outcome::Failed(why) => println!("{} {}: FAILED: {why}", now(), run.job),
     };
     let runs = rt.block_on(runtime::run(&ctx, &platforms, &options, &stop, &report))?;

@@ -83,6 +83,8 @@ struct Dataset {
     staging: String,
     merge: String,
     landing: Option<String>,
+    /// A transformer's SQL, whose result is this dataset's snapshot (instead of a source table).
+    query: Option<String>,
 }
 
 /// A stream, from a `scheduler_job`'s attributes.
@@ -168,6 +170,7 @@ impl Stream {
                 staging: field("staging").ok_or("a dataset has no staging table")?,
                 merge: field("merge").ok_or("a dataset has no merge table")?,
                 landing: field("landing"),
+                query: None,
             });
         }
         if let Some(only) = only
@@ -344,7 +347,6 @@ fn list(columns: &[String], prefix: &str) -> String {
 /// Runs one batch of the stream a `scheduler_job`'s attributes describe (only dataset `only`, if given):
 /// resumes an open batch, or opens, ingests, merges and commits a new one.
 pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Report, EngineError> {
-    let started = Instant::now();
     let stream = Stream::of(job, only).map_err(|message| EngineError {
         stream: "(job)".into(),
         message,
@@ -354,10 +356,48 @@ pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Rep
         "sql_snapshot" | "sql_watermark" | "cdc" | "kafka"
     ) {
         return Err(stream.error(format!(
-            "ingestion of `{}` stores is not built yet (sql_snapshot, sql_watermark, cdc and kafka are)",
+            "`{}` streams run through their transformer's job (sql_snapshot, sql_watermark, cdc and kafka \
+             streams run on their own)",
             stream.capture
         )));
     }
+    run_stream(ctx, &stream).await
+}
+
+/// Runs a transformer job: its SQL (over its workspace's views, in the merge database) is a snapshot of
+/// its output store, ingested and merged as one batch into the output's stream in every data platform
+/// that ingests it. Returns one report per stream.
+pub async fn run_transform(ctx: &Ctx, job: &Value) -> Result<Vec<Report>, EngineError> {
+    let label = format!(
+        "{}.transformer__{}",
+        job["data_platform"].as_str().unwrap_or("?"),
+        job["workspace"].as_str().unwrap_or("?")
+    );
+    let fail = |message: String| EngineError {
+        stream: label.clone(),
+        message,
+    };
+    let sql = job["sql"]
+        .as_str()
+        .ok_or_else(|| fail("the job has no `sql`".into()))?;
+    let mut reports = Vec::new();
+    for attributes in job["streams"].as_array().into_iter().flatten() {
+        let mut stream = Stream::of(attributes, None).map_err(fail)?;
+        let [dataset] = stream.datasets.as_mut_slice() else {
+            return Err(stream.error(
+                "a transformer's output store must have exactly one dataset: its SQL's result",
+            ));
+        };
+        dataset.query = Some(sql.trim().trim_end_matches(';').to_string());
+        stream.source = Some(stream.merge.clone());
+        reports.push(run_stream(ctx, &stream).await?);
+    }
+    Ok(reports)
+}
+
+/// Runs one batch of `stream`, holding its lock.
+async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
+    let started = Instant::now();
     let address = format!("scheduler_job.{}", stream.label);
     let merge_db = |e: crate::live::ProviderError| stream.error(e.to_string());
     // The stream's lock, on a connection of its own for the whole run.
@@ -377,7 +417,7 @@ pub async fn run_batch(ctx: &Ctx, job: &Value, only: Option<&str>) -> Result<Rep
             stream.error("another run is working on this stream; try again when it is done")
         );
     }
-    let result = batch(ctx, &stream, &address).await;
+    let result = batch(ctx, stream, &address).await;
     let _ = lock
         .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
         .await;
@@ -640,10 +680,14 @@ async fn ingest_snapshot(
         let at = |what: &str, message: String| {
             stream.error(format!("dataset {}: {what}: {message}", dataset.name))
         };
-        let Some(table) = &dataset.source else {
-            return Err(at("reading", "the job names no source table".into()));
+        let (table, source_table) = match (&dataset.query, &dataset.source) {
+            (Some(query), _) => (
+                "the transformer's SQL".to_string(),
+                format!("({query}) AS transformer_output"),
+            ),
+            (None, Some(table)) => (table.clone(), crate::postgres::live::relation(table)),
+            (None, None) => return Err(at("reading", "the job names no source table".into())),
         };
-        let source_table = crate::postgres::live::relation(table);
         let source_client = ctx
             .postgres
             .lease(ctx, source, address)

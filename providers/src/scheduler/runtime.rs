@@ -9,7 +9,7 @@
 //!
 //! **Due.** A new job is due at once. After a run: an `interval` trigger is due that long after the run
 //! started, a `cron` trigger at its next matching minute (UTC), an `external` one never (run it with
-//! `ds merge run`). A failed run is tried again after a minute (or its interval, when shorter).
+//! `ds merge run`), a transformer's (`after_input_commit`) a minute later. A failed run is tried again after a minute (or its interval, when shorter).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,8 +45,9 @@ pub struct Options {
 /// What happened to one job run.
 #[derive(Debug)]
 pub enum Outcome {
-    /// A batch committed (or there was nothing new).
-    Ran(Report),
+    /// A batch committed (or there was nothing new), per stream the job feeds (one; a transformer's
+    /// output may feed several data platforms).
+    Ran(Vec<Report>),
     /// The run failed; the message says why.
     Failed(String),
 }
@@ -141,13 +142,12 @@ async fn claim(
         )
         .await?;
     let table = format!("{}.ds_jobs", ident(&platform.schema));
-    // Transformer jobs are not run by this version of the scheduler.
     let sql = format!(
         "UPDATE {table} SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), \
          last_started_at = now() \
          WHERE job = (SELECT job FROM {table} WHERE next_run_at <= now() \
                       AND (lease_until IS NULL OR lease_until < now()) \
-                      AND config::jsonb ->> 'kind' = 'ingest' AND NOT (job = ANY($3)) \
+                      AND NOT (job = ANY($3)) \
                       ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING job, config"
     );
@@ -174,7 +174,13 @@ async fn run_one(
 ) -> Result<Outcome, ProviderError> {
     let started = SystemTime::now();
     let table = format!("{}.ds_jobs", ident(&platform.schema));
-    let work = engine::run_batch(ctx, config, None);
+    let work = async {
+        if config["kind"] == "transform" {
+            engine::run_transform(ctx, config).await
+        } else {
+            engine::run_batch(ctx, config, None).await.map(|r| vec![r])
+        }
+    };
     tokio::pin!(work);
     let result = loop {
         tokio::select! {
@@ -219,7 +225,7 @@ async fn run_one(
         .await
         .map_err(|e| db_error(platform, "finish", &e))?;
     Ok(match result {
-        Ok(report) => Outcome::Ran(report),
+        Ok(reports) => Outcome::Ran(reports),
         Err(e) => Outcome::Failed(e.to_string()),
     })
 }
@@ -228,6 +234,10 @@ async fn run_one(
 pub fn next_run(trigger: &Value, started: SystemTime) -> Option<SystemTime> {
     if let Some(seconds) = trigger.get("interval_seconds").and_then(Value::as_u64) {
         return Some(started + Duration::from_secs(seconds));
+    }
+    if trigger.get("after_input_commit").is_some() {
+        // A transformer runs after its inputs commit: this scheduler looks again a minute later.
+        return Some(started + Duration::from_secs(60));
     }
     if let Some(cron) = trigger.get("cron").and_then(Value::as_str) {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
