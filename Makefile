@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole test suite).
 
-.PHONY: demo test bench bench-apply bench-connect stack-up stack-down
+.PHONY: demo test bench bench-apply bench-connect bench-merge stack-up stack-down
 
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
@@ -44,3 +44,8 @@ bench-apply: stack-up
 # stack's Connect worker, times `ds plan` against a state that records them, and deletes them again.
 bench-connect: stack-up
 	scripts/bench-connect
+
+# Ingestion and merge of a 1,000,000-row snapshot, then of one with 1% changed, 0.1% deleted and 0.1% new
+# (docs/benchmarks.md): rows/s, merge time against a plain INSERT ... SELECT, peak RSS.
+bench-merge: stack-up
+	scripts/bench-merge

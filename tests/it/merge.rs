@@ -301,6 +301,28 @@ fn hashes_see_through_separators_and_nulls() {
         case.rows("SELECT name || '|' || currency || '|' || coalesce(updated_at::text, 'null') FROM {ws}.live__product_db__products"),
         "a|bc|null"
     );
+    // The hashes `ds` computes while it streams a snapshot are the ones its SQL computes for change events:
+    // a text with a tab, a backslash and an accent, a NULL.
+    case.source
+        .sql(r"UPDATE products SET name = E'tab\there \\ é'");
+    case.batch("zero_live");
+    let column = |c: &str| {
+        format!(
+            "CASE WHEN {c} IS NULL THEN '' ELSE '{c}=' || length(concat({c})) || ':' || concat({c}) END"
+        )
+    };
+    let all = ["sku", "name", "price", "currency", "in_stock", "updated_at"]
+        .iter()
+        .map(|c| column(c))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    assert_eq!(
+        case.merge.sql(&format!(
+            "SELECT (ds_surf_all_hash = md5({all}))::text || ' ' || (ds_surf_key_hash = md5({}))::text              FROM zero_live.product_db__products__merge",
+            column("sku")
+        )),
+        "true true"
+    );
 }
 
 /// A batch left open by a run that stopped (during ingestion, or after it) is resumed by the next run and

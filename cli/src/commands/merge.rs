@@ -90,11 +90,13 @@ pub(crate) fn describe(r: &providers::scheduler::engine::Report) -> String {
         return format!("{}: nothing new since batch {}", r.stream, r.batch);
     }
     format!(
-        "{}: batch {} committed{} in {:.2} s: {} staged, {} inserted, {} updated, {} deleted",
+        "{}: batch {} committed{} in {:.2} s (ingest {:.2} s, merge {:.2} s): {} staged, {} inserted, {} updated, {} deleted",
         r.stream,
         r.batch,
         if r.resumed { " (resumed)" } else { "" },
         r.elapsed.as_secs_f64(),
+        r.ingest.as_secs_f64(),
+        r.merge.as_secs_f64(),
         r.staged,
         r.inserted,
         r.updated,

@@ -465,7 +465,10 @@ pub fn create_table_sql(schema: &str, name: &str, attributes: &Value) -> Vec<Str
         )
     };
     match role {
-        "staging" => statements.push(index("batch", "ds_surf_batch_id, ds_surf_key_hash")),
+        // By batch only: its values arrive in order, so a million-row batch costs the index next to
+        // nothing, where (batch, key hash) made COPY into staging four times slower (docs/benchmarks.md);
+        // the merge joins a batch's rows by hash.
+        "staging" => statements.push(index("batch_id", "ds_surf_batch_id")),
         "merge_live" => statements.push(index("key", "ds_surf_key_hash")),
         "merge_forensic" => statements.push(index("key", "ds_surf_key_hash, ds_surf_batch_out")),
         _ => {}

@@ -69,8 +69,31 @@ pub struct Report {
     pub deleted: u64,
     /// Rows read from the source into staging.
     pub staged: u64,
+    /// How long the ingestion took (this run's part of it).
+    pub ingest: Duration,
+    /// How long the merge and commit took.
+    pub merge: Duration,
     /// How long it took.
     pub elapsed: Duration,
+}
+
+impl Report {
+    /// A run that found nothing to ingest: no batch opened; `batch` is the last one.
+    fn nothing_new(stream: &Stream, batch: i32) -> Report {
+        Report {
+            stream: stream.label.clone(),
+            batch,
+            resumed: false,
+            nothing_new: true,
+            inserted: 0,
+            updated: 0,
+            deleted: 0,
+            staged: 0,
+            ingest: Duration::ZERO,
+            merge: Duration::ZERO,
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 /// One dataset of a stream, from the job's `tables`.
@@ -328,8 +351,10 @@ pub fn hash_sql(columns: &[String]) -> String {
         .iter()
         .map(|c| {
             let q = ident(c);
+            // `concat` gives the type's output text, as COPY writes it (a `::text` cast would strip a
+            // char(n)'s padding).
             format!(
-                "CASE WHEN {q} IS NULL THEN '' ELSE '{c}=' || length({q}::text) || ':' || {q}::text END"
+                "CASE WHEN {q} IS NULL THEN '' ELSE '{c}=' || length(concat({q})) || ':' || concat({q}) END"
             )
         })
         .collect();
@@ -466,17 +491,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
     let (batch, mut state, resumed) = match state.as_deref() {
         None | Some("committed") if stream.lands() && !landed(&tx, stream).await.map_err(db)? => {
             tx.commit().await.map_err(db)?;
-            return Ok(Report {
-                stream: stream.label.clone(),
-                batch: current,
-                resumed: false,
-                nothing_new: true,
-                inserted: 0,
-                updated: 0,
-                deleted: 0,
-                staged: 0,
-                elapsed: Duration::ZERO,
-            });
+            return Ok(Report::nothing_new(stream, current));
         }
         None | Some("committed") => {
             let batch = current + 1;
@@ -487,17 +502,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
             };
             if stream.watermark.is_some() && high.is_none() {
                 tx.commit().await.map_err(db)?;
-                return Ok(Report {
-                    stream: stream.label.clone(),
-                    batch: current,
-                    resumed: false,
-                    nothing_new: true,
-                    inserted: 0,
-                    updated: 0,
-                    deleted: 0,
-                    staged: 0,
-                    elapsed: Duration::ZERO,
-                });
+                return Ok(Report::nothing_new(stream, current));
             }
             tx.execute(
                 &format!("UPDATE {counter} SET current_batch = $2 WHERE stream = $1"),
@@ -522,6 +527,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
     drop(client);
 
     let mut staged = 0;
+    let ingest_started = Instant::now();
     if state == "started" && stream.lands() {
         // Moving landed events into staging and marking the batch ingested are one transaction.
         staged = ingest_landed(ctx, stream, address, batch).await?;
@@ -557,11 +563,14 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
             .map_err(db)?;
         state = "ingested".into();
     }
+    let ingest = ingest_started.elapsed();
+    let merge_started = Instant::now();
     let (inserted, updated, deleted) = if state == "ingested" {
         merge_and_commit(ctx, stream, address, batch).await?
     } else {
         (0, 0, 0)
     };
+    let merge = merge_started.elapsed();
     Ok(Report {
         stream: stream.label.clone(),
         batch,
@@ -571,6 +580,8 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         updated,
         deleted,
         staged,
+        ingest,
+        merge,
         elapsed: Duration::ZERO,
     })
 }
@@ -709,11 +720,10 @@ async fn ingest_snapshot(
         )
         .await
         .map_err(|e| at("clearing staging", pg(&e)))?;
+        // The source sends the columns; the hashes and the batch id are added here (`rows`).
         let select = format!(
-            "COPY (SELECT {}, {}, {}, {batch} FROM {source_table}{}) TO STDOUT",
+            "COPY (SELECT {} FROM {source_table}{}) TO STDOUT",
             list(&dataset.columns, ""),
-            hash_sql(&dataset.key),
-            hash_sql(&dataset.columns),
             filter.map_or(String::new(), |f| format!(" WHERE {f}"))
         );
         let reading = format!("reading {table} at {}", source.endpoint());
@@ -730,15 +740,36 @@ async fn ingest_snapshot(
             .map_err(|e| at("writing staging", pg(&e)))?;
         futures_util::pin_mut!(sink);
         futures_util::pin_mut!(out);
-        let copied = sink.send_all(&mut out).await;
-        if let Err(e) = copied {
-            return Err(at(&format!("copying {table} into staging"), pg(&e)));
+        let hasher = super::rows::RowHasher::new(&dataset.columns, &dataset.key, batch);
+        let copying = format!("copying {table} into staging");
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buffer = bytes::BytesMut::with_capacity(1 << 17);
+        while let Some(chunk) = futures_util::StreamExt::next(&mut out).await {
+            let chunk = chunk.map_err(|e| at(&reading, pg(&e)))?;
+            // PostgreSQL sends a row a message; a row split over messages is put together.
+            pending.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                hasher.row(&pending[start..start + end], &mut buffer);
+                start += end + 1;
+            }
+            pending.drain(..start);
+            if buffer.len() >= 1 << 16 {
+                sink.send(buffer.split().freeze())
+                    .await
+                    .map_err(|e| at(&copying, pg(&e)))?;
+            }
+        }
+        if !buffer.is_empty() {
+            sink.send(buffer.split().freeze())
+                .await
+                .map_err(|e| at(&copying, pg(&e)))?;
         }
         let rows = sink
             .as_mut()
             .finish()
             .await
-            .map_err(|e| at(&format!("copying {table} into staging"), pg(&e)))?;
+            .map_err(|e| at(&copying, pg(&e)))?;
         tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
         total += rows;
     }

@@ -5,6 +5,7 @@
 
 pub mod engine;
 pub mod live;
+pub mod rows;
 pub mod runtime;
 
 use crate::kind::{ResourceKind, first_segment};
