@@ -706,3 +706,82 @@ fn a_transformer_feeds_its_output_store_from_its_inputs() {
     );
     assert_eq!(case.rows(directory), "1 Ada Lovelace London");
 }
+
+/// Killed with SIGKILL at several points of a batch (during ingestion, during the merge), a stream's next
+/// run converges to what an uninterrupted run gives: the live versions are exactly the source's rows,
+/// one per key, and every batch committed once.
+#[test]
+fn sigkill_at_any_point_then_a_rerun_converges() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "kill");
+    let rows = 200_000;
+    case.source.sql(&format!(
+        "INSERT INTO products SELECT 'SKU-' || g, 'product ' || g, g % 1000, 'EUR', g % 100, NULL \
+         FROM generate_series(1, {rows}) g"
+    ));
+    let converged = |case: &Case| {
+        // The live versions are the source's rows, one per key.
+        let source = case.source.sql(
+            "SELECT count(*) || ' ' || md5(string_agg(sku || name || price || in_stock, ',' ORDER BY sku)) FROM products",
+        );
+        let merged = case.merge.sql(
+            "SELECT count(*) || ' ' || md5(string_agg(sku || name || price || in_stock, ',' ORDER BY sku)) \
+             FROM zero_forensic.product_db__products__merge WHERE ds_surf_batch_out = 2147483647",
+        );
+        assert_eq!(merged, source);
+        assert_eq!(
+            case.merge.sql(
+                "SELECT count(*) FROM (SELECT ds_surf_key_hash FROM zero_forensic.product_db__products__merge \
+                 WHERE ds_surf_batch_out = 2147483647 GROUP BY 1 HAVING count(*) > 1) AS doubled"
+            ),
+            "0"
+        );
+    };
+    let mut phases = Vec::new();
+    for (round, delays) in [[150u64, 700, 1500], [300, 1000, 2500]].iter().enumerate() {
+        if round == 1 {
+            case.source.sql(
+                "UPDATE products SET price = price + 1 WHERE substr(sku, 5)::int % 100 = 7; \
+                 DELETE FROM products WHERE substr(sku, 5)::int % 1000 = 3; \
+                 INSERT INTO products VALUES ('NEW-1', 'new', 1, 'EUR', 1, NULL)",
+            );
+        }
+        for delay in delays {
+            let pg = case.merge.pg;
+            let mut child = Command::new(tests::ds_binary())
+                .args(["merge", "run", "zero_forensic", "product_db", "-C"])
+                .arg(&case.model)
+                .env("MERGE_RW_USER", &pg.user)
+                .env("MERGE_RW_PASSWORD", &pg.password)
+                .env("SHOP_DB_USER", &pg.user)
+                .env("SHOP_DB_PASSWORD", &pg.password)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(*delay));
+            let _ = child.kill();
+            let _ = child.wait();
+            phases.push(case.merge.sql(
+                "SELECT coalesce(max(batch_id || ':' || state), 'none') FROM zero_forensic.ds_batch_metrics",
+            ));
+        }
+        let out = case.batch("zero_forensic");
+        assert!(out.contains("committed"), "{out}");
+        converged(&case);
+    }
+    // Every batch committed exactly once, in order, and nothing is left open.
+    let batches = case.merge.sql(
+        "SELECT string_agg(batch_id || ':' || state, ' ' ORDER BY batch_id) FROM zero_forensic.ds_batch_metrics",
+    );
+    assert!(
+        batches.split(' ').all(|b| b.ends_with(":committed")),
+        "{batches} (killed at {phases:?})"
+    );
+    // The kills hit more than one phase (a batch left open, a batch already committed, ...).
+    let distinct: std::collections::BTreeSet<&String> = phases.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "every kill found the same state: {phases:?}"
+    );
+}
