@@ -44,6 +44,11 @@ const PRODUCTS: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KE
 
 impl Case {
     fn new(pg: &'static Postgres, short: &str) -> Case {
+        Case::edited(pg, short, |text| text)
+    }
+
+    /// A case whose model files pass through `edit` first.
+    fn edited(pg: &'static Postgres, short: &str, edit: impl Fn(String) -> String) -> Case {
         let tag = format!("{short}{}", std::process::id());
         let merge = pg.database(&format!("{tag}m"));
         let source = pg.database(&format!("{tag}s"));
@@ -79,7 +84,7 @@ impl Case {
                     "workspace \"directory_job\"",
                     &format!("workspace \"directory_job_{tag}\""),
                 );
-            std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
+            std::fs::write(model.join(path.file_name().unwrap()), edit(text)).unwrap();
         }
         source.sql(PRODUCTS);
         let case = Case {
@@ -783,5 +788,40 @@ fn sigkill_at_any_point_then_a_rerun_converges() {
     assert!(
         distinct.len() > 1,
         "every kill found the same state: {phases:?}"
+    );
+}
+
+/// A dataset without a primary key: every column is its key, so a changed row is an old row gone and a new
+/// one come, and rows that differ in any column are different rows.
+#[test]
+fn a_keyless_dataset_keys_on_every_column() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::edited(pg, "nokey", |text| {
+        text.replace(
+            "sku        = { type = \"varchar(32)\", nullable = false, primary_key = true }",
+            "sku        = { type = \"varchar(32)\", nullable = false }",
+        )
+    });
+    case.source
+        .sql("ALTER TABLE products DROP CONSTRAINT products_pkey");
+    case.source_is(&["'1','a','EUR',NULL", "'1','b','EUR',NULL"]);
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("2 staged, 2 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    case.source_is(&["'1','a','EUR',NULL", "'1','c','EUR',NULL"]);
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("2 staged, 1 inserted, 0 updated, 1 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows(
+            "SELECT string_agg(sku || name || ' ' || ds_surf_batch_in || '-' || \
+             CASE WHEN ds_surf_batch_out = 2147483647 THEN 'live' ELSE ds_surf_batch_out::text END, '; ' \
+             ORDER BY name) FROM {ws}.audit__product_db__products__history"
+        ),
+        "1a 1-live; 1b 1-1; 1c 2-live"
     );
 }
