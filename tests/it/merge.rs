@@ -825,3 +825,58 @@ fn a_keyless_dataset_keys_on_every_column() {
         "1a 1-live; 1b 1-1; 1c 2-live"
     );
 }
+
+/// `ds scheduler run` keeps running jobs until SIGTERM, then lets the running batch finish and exits 0.
+#[test]
+fn the_scheduler_stops_cleanly_on_sigterm() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "term");
+    case.source_is(&["'1','billy','EUR',NULL"]);
+    let mut child = Command::new(tests::ds_binary())
+        .args(["scheduler", "run", "--poll", "1s", "-C"])
+        .arg(&case.model)
+        .env("MERGE_RW_USER", &pg.user)
+        .env("MERGE_RW_PASSWORD", &pg.password)
+        .env("SHOP_DB_USER", &pg.user)
+        .env("SHOP_DB_PASSWORD", &pg.password)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It runs the due jobs (here: the four streams) and then waits for the next due one.
+    let committed = tests::eventually(60, "2", || {
+        case.merge.sql(
+            "SELECT (SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state = 'committed') \
+                  + (SELECT count(*) FROM zero_forensic.ds_batch_metrics WHERE state = 'committed')",
+        )
+    });
+    assert_eq!(committed, "2");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = text(&out);
+    assert!(
+        log.contains("stopping: the running batch finishes first"),
+        "{log}"
+    );
+    assert!(log.contains("stopped"), "{log}");
+    assert!(
+        log.contains("zero_live.product_db: batch 1 committed"),
+        "{log}"
+    );
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state <> 'committed'"),
+        "0"
+    );
+    // Its leases were given back.
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.ds_jobs WHERE lease_owner IS NOT NULL"),
+        "0"
+    );
+}
