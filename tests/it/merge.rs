@@ -832,7 +832,7 @@ fn the_scheduler_stops_cleanly_on_sigterm() {
     let Some(pg) = tests::postgres() else { return };
     let case = Case::new(pg, "term");
     case.source_is(&["'1','billy','EUR',NULL"]);
-    let mut child = Command::new(tests::ds_binary())
+    let child = Command::new(tests::ds_binary())
         .args(["scheduler", "run", "--poll", "1s", "-C"])
         .arg(&case.model)
         .env("MERGE_RW_USER", &pg.user)
