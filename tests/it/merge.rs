@@ -843,11 +843,12 @@ fn the_scheduler_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // It runs the due jobs (here: the four streams) and then waits for the next due one.
+    // It runs the due jobs (the product store's stream on both data platforms among them) and then waits
+    // for the next due one.
     let committed = tests::eventually(60, "2", || {
         case.merge.sql(
-            "SELECT (SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state = 'committed') \
-                  + (SELECT count(*) FROM zero_forensic.ds_batch_metrics WHERE state = 'committed')",
+            "SELECT (SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state = 'committed' AND stream = 'product_db') \
+                  + (SELECT count(*) FROM zero_forensic.ds_batch_metrics WHERE state = 'committed' AND stream = 'product_db')",
         )
     });
     assert_eq!(committed, "2");

@@ -330,7 +330,28 @@ async fn ingest_landed(
     .await
     .map_err(|e| stream.error(pg(&e)))?;
     tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+    for dataset in &stream.datasets {
+        analyze(&client, &stream.table(&dataset.staging))
+            .await
+            .map_err(|e| {
+                stream.error(format!(
+                    "dataset {}: analyzing staging: {}",
+                    dataset.name,
+                    pg(&e)
+                ))
+            })?;
+    }
     Ok(total)
+}
+
+/// Fresh statistics for a table a batch just filled: without them the planner takes a freshly loaded
+/// staging table for a small one, and a merge that hash-joins in seconds becomes a nested loop that takes
+/// hours.
+async fn analyze(
+    client: &tokio_postgres::Client,
+    table: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(&format!("ANALYZE {table}")).await
 }
 
 /// A Postgres error with where it happened (a COPY names the line and column).
@@ -739,38 +760,66 @@ async fn ingest_snapshot(
             .await
             .map_err(|e| at("writing staging", pg(&e)))?;
         futures_util::pin_mut!(sink);
-        futures_util::pin_mut!(out);
+        // Reading and hashing run in a task of their own, so that they overlap with writing into
+        // staging (the source's and the merge database's backends work at the same time too).
         let hasher = super::rows::RowHasher::new(&dataset.columns, &dataset.key, batch);
+        let (tx_rows, mut rx_rows) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(16);
+        let reader = tokio::spawn(async move {
+            let out = Box::pin(out);
+            futures_util::pin_mut!(out);
+            let mut pending: Vec<u8> = Vec::new();
+            let mut buffer = bytes::BytesMut::with_capacity(1 << 17);
+            while let Some(chunk) = futures_util::StreamExt::next(&mut out).await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        let _ = tx_rows.send(Err(pg(&e))).await;
+                        return;
+                    }
+                };
+                // PostgreSQL sends a row a message; a row split over messages is put together.
+                pending.extend_from_slice(&chunk);
+                let mut start = 0;
+                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                    hasher.row(&pending[start..start + end], &mut buffer);
+                    start += end + 1;
+                }
+                pending.drain(..start);
+                if buffer.len() >= 1 << 16
+                    && tx_rows.send(Ok(buffer.split().freeze())).await.is_err()
+                {
+                    return;
+                }
+            }
+            if !buffer.is_empty() {
+                let _ = tx_rows.send(Ok(buffer.split().freeze())).await;
+            }
+        });
         let copying = format!("copying {table} into staging");
-        let mut pending: Vec<u8> = Vec::new();
-        let mut buffer = bytes::BytesMut::with_capacity(1 << 17);
-        while let Some(chunk) = futures_util::StreamExt::next(&mut out).await {
-            let chunk = chunk.map_err(|e| at(&reading, pg(&e)))?;
-            // PostgreSQL sends a row a message; a row split over messages is put together.
-            pending.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-                hasher.row(&pending[start..start + end], &mut buffer);
-                start += end + 1;
-            }
-            pending.drain(..start);
-            if buffer.len() >= 1 << 16 {
-                sink.send(buffer.split().freeze())
-                    .await
-                    .map_err(|e| at(&copying, pg(&e)))?;
+        while let Some(rows) = rx_rows.recv().await {
+            let sent = match rows {
+                Ok(rows) => sink.send(rows).await.map_err(|e| at(&copying, pg(&e))),
+                Err(e) => Err(at(&reading, e)),
+            };
+            if let Err(e) = sent {
+                reader.abort();
+                return Err(e);
             }
         }
-        if !buffer.is_empty() {
-            sink.send(buffer.split().freeze())
-                .await
-                .map_err(|e| at(&copying, pg(&e)))?;
+        if let Err(e) = reader.await {
+            return Err(at(&reading, format!("the reading task failed: {e}")));
         }
+        // The source connection goes back to its pool only now that its COPY is done.
+        drop(source_client);
         let rows = sink
             .as_mut()
             .finish()
             .await
             .map_err(|e| at(&copying, pg(&e)))?;
         tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+        analyze(&merge_client, &staging)
+            .await
+            .map_err(|e| at("analyzing staging", pg(&e)))?;
         total += rows;
     }
     Ok(total)
@@ -841,6 +890,16 @@ async fn merge_and_commit(
         }
     }
     tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
+    // After a large change the merge tables' statistics are stale, for the next merge and for readers.
+    if inserted + updated + deleted >= 10_000 {
+        for dataset in &stream.datasets {
+            analyze(&client, &stream.table(&dataset.merge))
+                .await
+                .map_err(|e| {
+                    stream.error(format!("dataset {}: analyzing: {}", dataset.name, pg(&e)))
+                })?;
+        }
+    }
     Ok((inserted, updated, deleted))
 }
 
