@@ -298,3 +298,62 @@ pub fn eventually(seconds: u64, want: &str, query: impl Fn() -> String) -> Strin
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
 }
+
+/// Writes the quickstart's model files into `model` (created), each passed through `edit`: tests point it
+/// at their own databases and give its workspaces (whose reader roles are cluster-wide) names of their
+/// own. Only `*.ds.hcl` files: a user's local `.ds/` state directory may sit beside them.
+pub fn copy_quickstart(model: &Path, edit: impl Fn(String) -> String) {
+    std::fs::create_dir_all(model).unwrap();
+    for entry in std::fs::read_dir(root().join("examples/quickstart")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".ds.hcl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(model.join(path.file_name().unwrap()), edit(text)).unwrap();
+    }
+}
+
+/// The quickstart's merge database (`database   = "datasurface"` on the stack's port) replaced by `db`.
+pub fn quickstart_merge_db(text: String, pg: &Postgres, db: &str) -> String {
+    text.replace(
+        "port       = 55432\n    database   = \"datasurface\"",
+        &format!("port       = {}\n    database   = \"{db}\"", pg.port),
+    )
+}
+
+/// The quickstart's source database (`shop`) replaced by `db`.
+pub fn quickstart_source_db(text: String, pg: &Postgres, db: &str) -> String {
+    text.replace(
+        "port     = 55432\n          database = \"shop\"",
+        &format!("port     = {}\n          database = \"{db}\"", pg.port),
+    )
+}
+
+/// The quickstart's workspaces renamed `<name>_<tag>`.
+pub fn quickstart_workspaces(text: String, tag: &str) -> String {
+    text.replace(
+        "workspace \"analytics\"",
+        &format!("workspace \"analytics_{tag}\""),
+    )
+    .replace(
+        "workspace \"directory_job\"",
+        &format!("workspace \"directory_job_{tag}\""),
+    )
+}
+
+impl Postgres {
+    /// Drops the workspace reader roles (`ws_..._reader`) whose names hold `tag`; their databases must be
+    /// gone first (a role's privileges live in them).
+    pub fn drop_workspace_roles(&self, tag: &str) {
+        if let Ok(roles) = self.psql(
+            "postgres",
+            &format!(
+                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{tag}%'"
+            ),
+        ) && !roles.is_empty()
+        {
+            let _ = self.psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
+        }
+    }
+}

@@ -36,16 +36,7 @@ impl Drop for Case {
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db.name),
         );
         // Every role named after this test's workspaces.
-        if let Ok(roles) = self.db.pg.psql(
-            "postgres",
-            &format!(
-                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{}%'",
-                self.prefix
-            ),
-        ) && !roles.is_empty()
-        {
-            let _ = self.db.pg.psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
-        }
+        self.db.pg.drop_workspace_roles(&self.prefix);
     }
 }
 
@@ -72,30 +63,9 @@ fn quickstart(pg: &'static Postgres, prefix: &str) -> Case {
     let prefix = &format!("{prefix}{}", std::process::id());
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("model");
-    std::fs::create_dir(&model).unwrap();
-    for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
-        let path = entry.unwrap().path();
-        // Only the model files: a user's local `.ds/` state directory may sit beside them.
-        if !path.to_string_lossy().ends_with(".ds.hcl") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Roles are cluster-wide: this test's workspaces (and so their reader roles) get names of their own.
-        let text = text
-            .replace(
-                "port       = 55432\n    database   = \"datasurface\"",
-                &format!("port       = {}\n    database   = \"{}\"", pg.port, db.name),
-            )
-            .replace(
-                "workspace \"analytics\"",
-                &format!("workspace \"analytics_{prefix}\""),
-            )
-            .replace(
-                "workspace \"directory_job\"",
-                &format!("workspace \"directory_job_{prefix}\""),
-            );
-        std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
-    }
+    tests::copy_quickstart(&model, |text| {
+        tests::quickstart_workspaces(tests::quickstart_merge_db(text, pg, &db.name), prefix)
+    });
     let state = tmp.path().join("state.json");
     Case {
         _tmp: tmp,

@@ -46,19 +46,7 @@ impl Drop for Pipeline {
                 ),
             );
         }
-        if let Ok(roles) = self.merge.pg.psql(
-            "postgres",
-            &format!(
-                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{}%'",
-                self.tag
-            ),
-        ) && !roles.is_empty()
-        {
-            let _ = self
-                .merge
-                .pg
-                .psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
-        }
+        self.merge.pg.drop_workspace_roles(&self.tag);
     }
 }
 
@@ -74,41 +62,17 @@ impl Pipeline {
         let source = pg.database(&format!("{tag}s"));
         let tmp = tempfile::tempdir().unwrap();
         let model = tmp.path().join("model");
-        std::fs::create_dir(&model).unwrap();
-        for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".ds.hcl") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace(
-                    "port       = 55432\n    database   = \"datasurface\"",
-                    &format!(
-                        "port       = {}\n    database   = \"{}\"",
-                        pg.port, merge.name
-                    ),
-                )
-                .replace(
-                    "port     = 55432\n          database = \"shop\"",
-                    &format!(
-                        "port     = {}\n          database = \"{}\"",
-                        pg.port, source.name
-                    ),
-                )
+        tests::copy_quickstart(&model, |text| {
+            let text = tests::quickstart_source_db(
+                tests::quickstart_merge_db(text, pg, &merge.name),
+                pg,
+                &source.name,
+            );
+            tests::quickstart_workspaces(text, &tag)
                 .replace("http://127.0.0.1:8083", &connect.url)
                 .replace("customer_db", &format!("cdb_{tag}"))
                 .replace("product_db", &format!("pdb_{tag}"))
-                .replace(
-                    "workspace \"analytics\"",
-                    &format!("workspace \"analytics_{tag}\""),
-                )
-                .replace(
-                    "workspace \"directory_job\"",
-                    &format!("workspace \"directory_job_{tag}\""),
-                );
-            std::fs::write(model.join(path.file_name().unwrap()), text).unwrap();
-        }
+        });
         let state = tmp.path().join("state.json");
         Pipeline {
             connect,

@@ -23,19 +23,7 @@ impl Drop for Case {
             "postgres",
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.merge.name),
         );
-        if let Ok(roles) = self.merge.pg.psql(
-            "postgres",
-            &format!(
-                "SELECT string_agg(quote_ident(rolname), ', ') FROM pg_roles WHERE rolname LIKE 'ws\\_%{}%'",
-                self.tag
-            ),
-        ) && !roles.is_empty()
-        {
-            let _ = self
-                .merge
-                .pg
-                .psql("postgres", &format!("DROP ROLE IF EXISTS {roles}"));
-        }
+        self.merge.pg.drop_workspace_roles(&self.tag);
     }
 }
 
@@ -54,38 +42,14 @@ impl Case {
         let source = pg.database(&format!("{tag}s"));
         let tmp = tempfile::tempdir().unwrap();
         let model = tmp.path().join("model");
-        std::fs::create_dir(&model).unwrap();
-        for entry in std::fs::read_dir(tests::root().join("examples/quickstart")).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".ds.hcl") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace(
-                    "port       = 55432\n    database   = \"datasurface\"",
-                    &format!(
-                        "port       = {}\n    database   = \"{}\"",
-                        pg.port, merge.name
-                    ),
-                )
-                .replace(
-                    "port     = 55432\n          database = \"shop\"",
-                    &format!(
-                        "port     = {}\n          database = \"{}\"",
-                        pg.port, source.name
-                    ),
-                )
-                .replace(
-                    "workspace \"analytics\"",
-                    &format!("workspace \"analytics_{tag}\""),
-                )
-                .replace(
-                    "workspace \"directory_job\"",
-                    &format!("workspace \"directory_job_{tag}\""),
-                );
-            std::fs::write(model.join(path.file_name().unwrap()), edit(text)).unwrap();
-        }
+        tests::copy_quickstart(&model, |text| {
+            let text = tests::quickstart_source_db(
+                tests::quickstart_merge_db(text, pg, &merge.name),
+                pg,
+                &source.name,
+            );
+            edit(tests::quickstart_workspaces(text, &tag))
+        });
         source.sql(PRODUCTS);
         let case = Case {
             _tmp: tmp,
