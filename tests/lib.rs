@@ -164,6 +164,194 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The MariaDB server that `scripts/stack up` started: the MySQL-family source of sql_* stores.
+pub struct Mysql {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// An administrator.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+/// The stack's MariaDB, or `None` (after saying so) when it is not running and `CI` is not set.
+pub fn mysql() -> Option<&'static Mysql> {
+    static MYSQL: OnceLock<Option<Mysql>> = OnceLock::new();
+    let mysql = MYSQL.get_or_init(|| {
+        let vars = stack_env();
+        let get = |k: &str| vars.get(k).cloned();
+        Some(Mysql {
+            host: get("DS_STACK_MYSQL_HOST")?,
+            port: get("DS_STACK_MYSQL_PORT")?.parse().ok()?,
+            user: get("DS_STACK_MYSQL_USER")?,
+            password: get("DS_STACK_MYSQL_PASSWORD")?,
+        })
+        .filter(|m| m.sql("", "SELECT 1").is_ok())
+    });
+    if mysql.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MariaDB is not running: start it with `scripts/stack up` (CI is set: this test fails rather than skips)"
+        );
+        eprintln!("skipping: MariaDB is not running (`scripts/stack up` starts it)");
+    }
+    mysql.as_ref()
+}
+
+impl Mysql {
+    /// Runs SQL with the `mariadb` client in database `db` (none when empty); its tab-separated output.
+    pub fn sql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let mut command = std::process::Command::new("mariadb");
+        command
+            .args(["--batch", "--skip-column-names", "-h", &self.host])
+            .args(["-P", &self.port.to_string(), "-u", &self.user, "-e", sql])
+            .env("MYSQL_PWD", &self.password);
+        if !db.is_empty() {
+            command.arg(db);
+        }
+        let out = command.output().map_err(|e| format!("mariadb: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// A fresh database for one test, dropped when the value is.
+    pub fn database(&'static self, prefix: &str) -> MysqlDatabase {
+        let name = format!("ds_test_{prefix}_{}", std::process::id());
+        self.sql("", &format!("CREATE DATABASE {name}"))
+            .expect("the test database is created");
+        MysqlDatabase { mysql: self, name }
+    }
+}
+
+/// A MariaDB database that exists for one test.
+pub struct MysqlDatabase {
+    /// Its server.
+    pub mysql: &'static Mysql,
+    /// Its name.
+    pub name: String,
+}
+
+impl MysqlDatabase {
+    /// Runs SQL in it.
+    pub fn sql(&self, sql: &str) -> String {
+        self.mysql
+            .sql(&self.name, sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+impl Drop for MysqlDatabase {
+    fn drop(&mut self) {
+        let _ = self
+            .mysql
+            .sql("", &format!("DROP DATABASE IF EXISTS {}", self.name));
+    }
+}
+
+/// The stack's Kafka broker (`scripts/stack up kafka`): its bootstrap address.
+pub struct Kafka {
+    /// `127.0.0.1:9092`.
+    pub bootstrap: String,
+}
+
+/// The stack's Kafka, or `None` (after saying so) when it is not running and `CI` is not set.
+pub fn kafka() -> Option<&'static Kafka> {
+    static KAFKA: OnceLock<Option<Kafka>> = OnceLock::new();
+    let kafka = KAFKA.get_or_init(|| {
+        let bootstrap = stack_env().get("DS_STACK_KAFKA_BOOTSTRAP")?.clone();
+        let address: std::net::SocketAddr = bootstrap.parse().ok()?;
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2)).ok()?;
+        Some(Kafka { bootstrap })
+    });
+    if kafka.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Kafka is not running: start it with `scripts/stack up all` (CI is set: this test fails rather than skips)"
+        );
+        eprintln!("skipping: Kafka is not running (`scripts/stack up all` starts it)");
+    }
+    kafka.as_ref()
+}
+
+impl Kafka {
+    fn run<T>(&self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work)
+    }
+
+    async fn client(&self) -> rskafka::client::Client {
+        rskafka::client::ClientBuilder::new(vec![self.bootstrap.clone()])
+            .build()
+            .await
+            .expect("Kafka answers")
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        self.run(async {
+            self.client()
+                .await
+                .controller_client()
+                .unwrap()
+                .create_topic(topic, partitions, 1, 5_000)
+                .await
+                .unwrap_or_else(|e| panic!("creating topic {topic}: {e}"));
+        })
+    }
+
+    /// Deletes `topic` (nothing when it is not there).
+    pub fn delete_topic(&self, topic: &str) {
+        self.run(async {
+            let _ = self
+                .client()
+                .await
+                .controller_client()
+                .unwrap()
+                .delete_topic(topic, 5_000)
+                .await;
+        })
+    }
+
+    /// Produces records (key, value; `None` for none) to one partition of `topic`, in order.
+    pub fn produce(&self, topic: &str, partition: i32, records: &[(Option<&str>, Option<&str>)]) {
+        self.run(async {
+            let client = self.client().await;
+            let partition = client
+                .partition_client(
+                    topic,
+                    partition,
+                    rskafka::client::partition::UnknownTopicHandling::Retry,
+                )
+                .await
+                .unwrap();
+            let records = records
+                .iter()
+                .map(|(key, value)| rskafka::record::Record {
+                    key: key.map(|k| k.as_bytes().to_vec()),
+                    value: value.map(|v| v.as_bytes().to_vec()),
+                    headers: Default::default(),
+                    timestamp: Default::default(),
+                })
+                .collect();
+            partition
+                .produce(
+                    records,
+                    rskafka::client::partition::Compression::NoCompression,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("producing to {topic}: {e}"));
+        })
+    }
+}
+
 /// The Kafka Connect worker that `scripts/stack up kafka` (or `up all`) started.
 pub struct Connect {
     /// `http://127.0.0.1:8083`.

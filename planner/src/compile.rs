@@ -292,14 +292,9 @@ fn regex_exact(text: &str) -> String {
 
 /// A JDBC sink connector's config writing `topics` (topic → landing table, `schema.table`) into the merge
 /// database: append-only rows, one per change event. Each topic is renamed to its table by a RegexRouter;
-/// `debezium` events are unwrapped first (`ExtractNewRecordState`), adding the operation, the source LSN
+/// the Debezium events are unwrapped first (`ExtractNewRecordState`), adding the operation, the source LSN
 /// and commit time, and a delete marker (`__op`, `__lsn`, `__source_ts_ms`, `__deleted`).
-fn sink_config(
-    platform: &Platform,
-    schema: &str,
-    topics: &BTreeMap<String, String>,
-    debezium: bool,
-) -> Value {
+fn sink_config(platform: &Platform, schema: &str, topics: &BTreeMap<String, String>) -> Value {
     let credential = merge_credential(platform);
     let (user, password) = secret_refs(platform, credential.as_str().unwrap_or(""));
     let jdbc_url = platform.merge_db.as_ref().map_or(String::new(), |db| {
@@ -331,19 +326,16 @@ fn sink_config(
     put("delete.enabled", "false".into());
     put("schema.evolution", "none".into());
     put("collection.name.format", format!("{schema}.${{topic}}"));
-    let mut transforms = Vec::new();
-    if debezium {
-        transforms.push("unwrap".to_string());
-        put(
-            "transforms.unwrap.type",
-            "io.debezium.transforms.ExtractNewRecordState".into(),
-        );
-        put("transforms.unwrap.add.fields", "op,lsn,source.ts_ms".into());
-        put(
-            "transforms.unwrap.delete.tombstone.handling.mode",
-            "rewrite".into(),
-        );
-    }
+    let mut transforms = vec!["unwrap".to_string()];
+    put(
+        "transforms.unwrap.type",
+        "io.debezium.transforms.ExtractNewRecordState".into(),
+    );
+    put("transforms.unwrap.add.fields", "op,lsn,source.ts_ms".into());
+    put(
+        "transforms.unwrap.delete.tombstone.handling.mode",
+        "rewrite".into(),
+    );
     for (topic, table) in topics {
         // Named after its table, so that adding a dataset adds a transform and changes no other.
         let name = table.rsplit('.').next().unwrap_or(table);
@@ -513,10 +505,14 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
         // What the stream's job needs to know of each dataset: where it comes from, its columns and key,
         // and its tables here.
         let mut specs: BTreeMap<String, Value> = BTreeMap::new();
+        // The source tables' schema: Postgres's `public` by default; on MySQL a schema is a database.
         let source_schema = capture
             .and_then(|c| c.source.as_ref())
-            .and_then(|s| s.schema.as_ref())
-            .map_or("public", |v| v.value.as_str());
+            .map_or("public", |s| match (&s.schema, s.engine) {
+                (Some(schema), _) => schema.value.as_str(),
+                (None, SourceEngine::Postgres) => "public",
+                (None, SourceEngine::Mysql) => s.database.as_ref().map_or("", |d| d.value.as_str()),
+            });
         for dataset in &store.store.datasets {
             let Some(table) = &dataset.table else {
                 continue;
@@ -579,6 +575,39 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             per_dataset_tables.push((ds_name, own));
         }
         let source = capture.and_then(|c| c.source.as_ref());
+        // A kafka store's topics, which the scheduler reads itself (see providers' scheduler::kafka): per
+        // dataset its topic, and the table that keeps the offsets read.
+        let kafka = match (capture, kind) {
+            (Some(capture), Some(CaptureKind::Kafka)) => {
+                let topics: serde_json::Map<String, Value> = store
+                    .store
+                    .datasets
+                    .iter()
+                    .map(|d| {
+                        let topic = capture
+                            .topic_for_dataset
+                            .iter()
+                            .find(|(k, _)| k.value.eq_ignore_ascii_case(&d.name.value))
+                            .map_or_else(
+                                || format!("{store_name}.{}", lower(&d.name.value)),
+                                |(_, t)| t.value.clone(),
+                            );
+                        (lower(&d.name.value), Value::String(topic))
+                    })
+                    .collect();
+                let offsets = kafka_offsets_table(&mut b, &schema, &schema_address);
+                stream_tables.push(offsets);
+                json!({
+                    "bootstrap_servers": platform
+                        .kafka_connect
+                        .as_ref()
+                        .and_then(|k| k.bootstrap_servers.as_ref())
+                        .map_or("", |b| b.value.as_str()),
+                    "topics": topics,
+                })
+            }
+            _ => Value::Null,
+        };
         let job_attributes = |datasets: Vec<&str>| {
             // The stream's key in the control tables (as the history views join them): the store, or
             // store and dataset for a store captured one dataset at a time.
@@ -611,9 +640,10 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                     "host": text(&s.host),
                     "port": s.port.as_ref().map_or(if s.engine == SourceEngine::Postgres { 5432 } else { 3306 }, |p| p.value),
                     "database": text(&s.database),
-                    "schema": s.schema.as_ref().map_or("public", |v| v.value.as_str()),
+                    "schema": source_schema,
                 })),
                 "watermark": capture.map_or(Value::Null, |c| text(&c.watermark)),
+                "kafka": kafka.clone(),
             });
             drop_nulls(&mut attributes);
             attributes
@@ -648,74 +678,41 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                 b.add("scheduler_job", &name, attrs, deps);
             }
         }
-        // Change capture plumbing.
-        let (Some(capture), Some(kind)) = (capture, kind) else {
+        // Change capture plumbing: a cdc store's Debezium source and its JDBC sink per data platform (a
+        // kafka store's topics are read by the scheduler; see `kafka` above).
+        let (Some(capture), Some(CaptureKind::Cdc)) = (capture, kind) else {
             continue;
         };
-        match kind {
-            CaptureKind::Cdc => {
-                let (source_address, topic_prefix) =
-                    cdc_source(&mut b, store.store, capture, platform, &mut cdc_sources);
-                let topics: BTreeMap<String, String> = store
-                    .store
-                    .datasets
-                    .iter()
-                    .map(|d| {
-                        let table = source_table(capture, d);
-                        let schema_name = source
-                            .and_then(|s| s.schema.as_ref())
-                            .map_or("public", |v| v.value.as_str());
-                        (
-                            format!("{topic_prefix}.{schema_name}.{table}"),
-                            landing_table(&schema, &store_name, d),
-                        )
-                    })
-                    .collect();
-                let mut deps = landing_tables.clone();
-                deps.push(source_address);
-                b.add(
-                    "debezium_sink",
-                    &format!("{schema}.{store_name}"),
-                    connector_json(
-                        platform,
-                        format!("ds-{schema}-{store_name}-sink"),
-                        merge_credential(platform).as_str().unwrap_or(""),
-                        sink_config(platform, &schema, &topics, true),
-                    ),
-                    deps,
-                );
-            }
-            CaptureKind::Kafka => {
-                let topics: BTreeMap<String, String> = store
-                    .store
-                    .datasets
-                    .iter()
-                    .map(|d| {
-                        let topic = capture
-                            .topic_for_dataset
-                            .iter()
-                            .find(|(k, _)| k.value.eq_ignore_ascii_case(&d.name.value))
-                            .map_or_else(
-                                || format!("{store_name}.{}", lower(&d.name.value)),
-                                |(_, t)| t.value.clone(),
-                            );
-                        (topic, landing_table(&schema, &store_name, d))
-                    })
-                    .collect();
-                b.add(
-                    "kafka_connect_connector",
-                    &format!("{schema}.{store_name}"),
-                    connector_json(
-                        platform,
-                        format!("ds-{schema}-{store_name}-sink"),
-                        merge_credential(platform).as_str().unwrap_or(""),
-                        sink_config(platform, &schema, &topics, false),
-                    ),
-                    landing_tables.clone(),
-                );
-            }
-            _ => {}
-        }
+        let (source_address, topic_prefix) =
+            cdc_source(&mut b, store.store, capture, platform, &mut cdc_sources);
+        let topics: BTreeMap<String, String> = store
+            .store
+            .datasets
+            .iter()
+            .map(|d| {
+                let table = source_table(capture, d);
+                let schema_name = source
+                    .and_then(|s| s.schema.as_ref())
+                    .map_or("public", |v| v.value.as_str());
+                (
+                    format!("{topic_prefix}.{schema_name}.{table}"),
+                    landing_table(&schema, &store_name, d),
+                )
+            })
+            .collect();
+        let mut deps = landing_tables.clone();
+        deps.push(source_address);
+        b.add(
+            "debezium_sink",
+            &format!("{schema}.{store_name}"),
+            connector_json(
+                platform,
+                format!("ds-{schema}-{store_name}-sink"),
+                merge_credential(platform).as_str().unwrap_or(""),
+                sink_config(platform, &schema, &topics),
+            ),
+            deps,
+        );
     }
 
     // Workspaces: a schema, a read role, views over merge tables and grants on them.
@@ -725,6 +722,32 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
         }
     }
     b.finish()
+}
+
+/// `<schema>.ds_kafka_offsets`, where the scheduler keeps per stream, topic and partition the next offset to
+/// read (written in the transaction that lands the records before it); added with a data platform's first
+/// kafka store. Its address.
+fn kafka_offsets_table(b: &mut Builder, schema: &str, schema_address: &str) -> String {
+    let columns = [
+        "stream varchar(255) not null",
+        "topic varchar(255) not null",
+        "partition integer not null",
+        "next_offset bigint not null",
+    ];
+    let address = format!("postgres_table.{schema}.ds_kafka_offsets");
+    if b.position.contains_key(&address) {
+        return address;
+    }
+    b.add(
+        "postgres_table",
+        &format!("{schema}.ds_kafka_offsets"),
+        table_json(
+            "control",
+            columns_value(columns.iter().map(|c| c.to_string())),
+            vec!["stream".into(), "topic".into(), "partition".into()],
+        ),
+        vec![schema_address.to_string()],
+    )
 }
 
 fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
@@ -946,6 +969,8 @@ fn workspace(
         vec![role_address.clone(), schema_address.clone()],
     );
     let mut views: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    // Per view, the stream that feeds it: its data platform's schema and the stream's name.
+    let mut feeds: BTreeMap<(String, String, String), (String, String)> = BTreeMap::new();
     for (group, serve) in &groups {
         let dp_schema = lower(&serve.data_platform.name.value);
         let forensic = serve
@@ -1006,20 +1031,24 @@ fn workspace(
                 (group_name.clone(), store_name.clone(), ds_name.clone()),
                 format!("{ws_schema}.{view}"),
             );
+            // The stream's key in the control tables: the store, or store and dataset for a store
+            // captured one dataset at a time.
+            let single = store
+                .store
+                .captures
+                .first()
+                .is_some_and(|c| c.single_dataset);
+            let stream = if single {
+                format!("{store_name}__{ds_name}")
+            } else {
+                store_name.clone()
+            };
+            feeds.insert(
+                (group_name.clone(), store_name.clone(), ds_name.clone()),
+                (dp_schema.clone(), stream.clone()),
+            );
             if forensic {
                 let history = identifier(&format!("{base}__history"));
-                // The stream's key in the control tables: the store, or store and dataset for a store
-                // captured one dataset at a time.
-                let single = store
-                    .store
-                    .captures
-                    .first()
-                    .is_some_and(|c| c.single_dataset);
-                let stream = if single {
-                    format!("{store_name}__{ds_name}")
-                } else {
-                    store_name.clone()
-                };
                 // A version holds for batches `batch_in ..= batch_out`: from the commit of its first batch
                 // until the commit of the batch that replaced it (`batch_out + 1`, written so that the live
                 // version's 2147483647 does not overflow).
@@ -1046,6 +1075,8 @@ fn workspace(
         };
         let mut compiled = sql.value.clone();
         let mut deps: Vec<String> = Vec::new();
+        // The streams whose commits make the transformer due (without a trigger of its own).
+        let mut inputs: BTreeSet<(String, String)> = BTreeSet::new();
         let found = placeholders(&sql.value);
         for placeholder in found.iter().rev() {
             let Ok(Input {
@@ -1061,6 +1092,9 @@ fn workspace(
                 compiled.replace_range(placeholder.range.clone(), view);
                 let view_name = view.rsplit('.').next().unwrap_or("");
                 deps.push(format!("postgres_view.{ws_schema}.{view_name}"));
+            }
+            if let Some(feed) = feeds.get(&key) {
+                inputs.insert(feed.clone());
             }
         }
         let dp_schema = lower(&first.data_platform.name.value);
@@ -1101,6 +1135,10 @@ fn workspace(
                 "transformer": lower(&transformer.name.value),
                 "outputs": outputs,
                 "trigger": trigger_json(transformer.trigger.as_ref()),
+                "inputs": inputs
+                    .iter()
+                    .map(|(schema, stream)| json!({ "data_platform": schema, "stream": stream }))
+                    .collect::<Vec<_>>(),
                 "sql": compiled,
                 // The output store's stream in each data platform that ingests it, as an ingestion job
                 // would describe it: the SQL's result is its snapshot.

@@ -381,25 +381,18 @@ fn destroying_a_cdc_store_removes_connector_slot_and_publication_in_that_order()
 }
 
 #[test]
-fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
+fn a_sink_connector_is_created_repaired_after_drift_and_deleted() {
     let Some((pg, connect, tag)) = services("kcc") else {
         return;
     };
     let p = Pipeline::new(pg, connect, tag.clone());
     p.source.sql(CUSTOMERS);
     p.source.sql(ADDRESSES);
-    // The product store now arrives on a Kafka topic: a JDBC sink per data platform lands it.
+    // The cdc store's sink on the live platform: a connector like any (the generic `kafka_connect_connector`
+    // IO that every connector resource shares).
     let team = p.model.join("team_shop.ds.hcl");
-    let now = std::fs::read_to_string(&team).unwrap();
-    let start = now.find("    capture \"sql_snapshot\" {").unwrap();
-    let end = now[start..].find("\n    }\n").unwrap() + start + "\n    }\n".len();
-    let kafka = format!(
-        "    capture \"kafka\" {{\n      consistency       = \"MULTI_DATASET\"\n      trigger           = {{ interval = \"5m\" }}\n      \
-         credential        = \"shop_db\"\n      topic_for_dataset = {{ products = \"{tag}.products\" }}\n    }}\n"
-    );
-    std::fs::write(&team, format!("{}{kafka}{}", &now[..start], &now[end..])).unwrap();
-    let name = format!("ds-zero_live-pdb_{tag}-sink");
-    let address = format!("kafka_connect_connector.zero_live.pdb_{tag}");
+    let name = format!("ds-zero_live-cdb_{tag}-sink");
+    let address = format!("debezium_sink.zero_live.cdb_{tag}");
     let running =
         |s: &Value| s["connector"]["state"] == "RUNNING" && s["tasks"][0]["state"] == "RUNNING";
 
@@ -413,7 +406,12 @@ fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
     );
     connect.wait_status(&name, 30, running);
     let (_, config) = connect.call("GET", &format!("/connectors/{name}/config"), None);
-    assert_eq!(config["topics"], format!("{tag}.products"));
+    assert!(
+        config["topics"]
+            .as_str()
+            .is_some_and(|t| t.contains(".public.customers")),
+        "{config}"
+    );
     assert_eq!(config["connection.password"], "${env:MERGE_RW_PASSWORD}");
     let out = p.run("plan", &["--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -496,9 +494,15 @@ fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
         "{}",
         text(&out)
     );
-    // And apply, creating a connector there, fails fast the same way.
+    // And apply, creating a connector there (a state without it), fails fast the same way.
     p.edit("ecosystem.ds.hcl", &connect.url, "http://127.0.0.1:9");
     let fresh = p.tmp.path().join("fresh.json");
+    let mut without_sink: Value = serde_json::from_str(&state).unwrap();
+    without_sink["resources"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|r| r["address"] != address.as_str());
+    std::fs::write(&fresh, without_sink.to_string()).unwrap();
     let started = Instant::now();
     let out = Command::new(tests::ds_binary())
         .args(["apply", "--auto-approve", "--target", &address])
@@ -510,6 +514,8 @@ fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
         ])
         .env("MERGE_RW_USER", &pg.user)
         .env("MERGE_RW_PASSWORD", &pg.password)
+        .env("SHOP_DB_USER", &pg.user)
+        .env("SHOP_DB_PASSWORD", &pg.password)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -525,17 +531,29 @@ fn a_kafka_connect_connector_is_created_repaired_after_drift_and_deleted() {
     );
     p.edit("ecosystem.ds.hcl", "http://127.0.0.1:9", &connect.url);
 
-    // Out of the model: deleted.
+    // Out of the model (nothing consumes the store; the transformer reading it goes too): deleted.
     let now = std::fs::read_to_string(&team).unwrap();
-    let without: String = now
+    let start = now
+        .find(&format!("  workspace \"directory_job_{tag}\""))
+        .unwrap();
+    let end = now[start..].find("\n  }\n").unwrap() + start + "\n  }\n".len();
+    let without: String = format!("{}{}", &now[..start], &now[end..])
         .lines()
-        .filter(|l| !l.contains(&format!("sink \"pdb_{tag}\"")))
+        .filter(|l| {
+            !l.contains(&format!("sink \"cdb_{tag}\"")) && !l.contains("sink \"directory\"")
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&team, without).unwrap();
     let out = p.run(
         "apply",
-        &["--auto-approve", "--allow-destroy", "postgres_table"],
+        &[
+            "--auto-approve",
+            "--allow-destroy",
+            "debezium_slot",
+            "--allow-destroy",
+            "postgres_table",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(

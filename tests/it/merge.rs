@@ -15,6 +15,8 @@ struct Case {
     merge: TestDatabase,
     source: TestDatabase,
     tag: String,
+    /// Extra environment for `ds` (credentials of other sources).
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Case {
@@ -57,6 +59,7 @@ impl Case {
             merge,
             source,
             tag,
+            env: Vec::new(),
         };
         case.apply();
         case
@@ -92,6 +95,7 @@ impl Case {
             .env("MERGE_RW_PASSWORD", &pg.password)
             .env("SHOP_DB_USER", &pg.user)
             .env("SHOP_DB_PASSWORD", &pg.password)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("ds runs")
     }
@@ -654,14 +658,20 @@ fn a_transformer_feeds_its_output_store_from_its_inputs() {
         case.rows(directory),
         "1 Ada Lovelace London; 2 Alan Turing -"
     );
-    // An input changes: the next run of the transformer follows (a snapshot: the gone row goes too).
+    // Without a trigger of its own it waits for its inputs: nothing committed since, it does not run.
+    let out = case.ds(&["scheduler", "run", "--once"]);
+    assert!(
+        !text(&out).contains("zero_live.directory"),
+        "{}",
+        text(&out)
+    );
+    // An input commits a batch (here by hand): the transformer is due, and its next run follows (a
+    // snapshot: the gone row goes too).
     case.merge.sql(
         "INSERT INTO zero_live.customer_db__customers__landing (id, first_name, last_name, is_active, created_at, __op) VALUES \
            (2, 'Alan', 'Turing', false, now(), 'u')",
     );
     case.batch_of("zero_live", "customer_db");
-    case.merge
-        .sql("UPDATE zero_live.ds_jobs SET next_run_at = now()");
     let out = case.ds(&["scheduler", "run", "--once"]);
     assert!(
         text(&out).contains("zero_live.directory: batch 2 committed"),
@@ -674,6 +684,13 @@ fn a_transformer_feeds_its_output_store_from_its_inputs() {
         text(&out)
     );
     assert_eq!(case.rows(directory), "1 Ada Lovelace London");
+    // `ds status` shows the transformer's output stream with the ingestion streams.
+    let status = text(&case.ds(&["status"]));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("zero_live.directory "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("2"), "{line}");
 }
 
 /// Killed with SIGKILL at several points of a batch (during ingestion, during the merge), a stream's next
@@ -843,5 +860,316 @@ fn the_scheduler_stops_cleanly_on_sigterm() {
         case.merge
             .sql("SELECT count(*) FROM zero_live.ds_jobs WHERE lease_owner IS NOT NULL"),
         "0"
+    );
+}
+
+/// The product store read from MariaDB instead: its `postgres` source block becomes a `mysql` one on the
+/// stack's MariaDB, database `db`, with credential `legacy_db`.
+fn product_db_on_mysql(text: String, mysql: &tests::Mysql, db: &str) -> String {
+    let Some(start) = text.find("datastore \"product_db\"") else {
+        return text;
+    };
+    let (head, rest) = text.split_at(start);
+    let end = rest.find("    dataset \"products\"").unwrap();
+    let (block, tail) = rest.split_at(end);
+    let mut lines: Vec<String> = Vec::new();
+    for line in block.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        lines.push(if trimmed.starts_with("credential") {
+            format!("{indent}credential  = \"legacy_db\"")
+        } else if trimmed == "postgres {" {
+            format!("{indent}mysql {{")
+        } else if trimmed.starts_with("port ") {
+            format!("{indent}port     = {}", mysql.port)
+        } else if trimmed.starts_with("database ") {
+            format!("{indent}database = \"{db}\"")
+        } else {
+            line.to_string()
+        });
+    }
+    format!("{head}{}\n{tail}", lines.join("\n"))
+}
+
+const MYSQL_PRODUCTS: &str = "CREATE TABLE products (sku varchar(32) PRIMARY KEY, name varchar(200) NOT NULL, \
+     price decimal(10,2) NOT NULL, currency char(3) NOT NULL, in_stock int NOT NULL, updated_at datetime(6))";
+
+/// A case whose product store reads the MariaDB database `db` (`products` created there).
+fn mysql_case(pg: &'static Postgres, short: &str, db: &tests::MysqlDatabase) -> Case {
+    db.sql(MYSQL_PRODUCTS);
+    let mut case = Case::edited(pg, short, |text| {
+        product_db_on_mysql(text, db.mysql, &db.name)
+    });
+    case.env = vec![
+        ("LEGACY_DB_USER".into(), db.mysql.user.clone()),
+        ("LEGACY_DB_PASSWORD".into(), db.mysql.password.clone()),
+    ];
+    case
+}
+
+/// sql_snapshot from MariaDB: rows with tabs, newlines, backslashes, quotes, accents, NULLs and fractional
+/// seconds arrive exactly; a second batch carries an update, a delete and an insert, live and forensic;
+/// a batch over unchanged rows changes nothing (the hashes of MySQL's text are stable).
+#[test]
+fn a_mysql_snapshot_streams_through_exactly() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(mysql) = tests::mysql() else { return };
+    let db = mysql.database("mys");
+    let case = mysql_case(pg, "mys", &db);
+    db.sql(
+        "INSERT INTO products VALUES \
+         ('a1', 'plain', 1.50, 'EUR', 3, '2026-01-01 10:00:00'), \
+         ('a2', 'tab\\there, back\\\\slash \"q\" it''s é', 2.00, 'EUR', 0, NULL), \
+         ('a3', 'line\\nbreak\\rcr', 3.25, 'USD', -1, '2026-01-01 11:00:00.123456')",
+    );
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("3 staged, 3 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    let live = "SELECT string_agg(concat_ws('|', sku, to_json(name), price, currency, in_stock, \
+                coalesce(updated_at::text, '-')), '; ' ORDER BY sku) FROM {ws}.live__product_db__products";
+    assert_eq!(
+        case.rows(live),
+        "a1|\"plain\"|1.50|EUR|3|2026-01-01 10:00:00; \
+         a2|\"tab\\there, back\\\\slash \\\"q\\\" it's é\"|2.00|EUR|0|-; \
+         a3|\"line\\nbreak\\rcr\"|3.25|USD|-1|2026-01-01 11:00:00.123456"
+    );
+    // Nothing changed: nothing is touched.
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("3 staged, 0 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    db.sql(
+        "UPDATE products SET price = 1.75 WHERE sku = 'a1'; DELETE FROM products WHERE sku = 'a2'; \
+         INSERT INTO products VALUES ('a4', 'new', 4.00, 'GBP', 1, NULL)",
+    );
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("3 staged, 1 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows("SELECT string_agg(sku || ' ' || price, '; ' ORDER BY sku) FROM {ws}.live__product_db__products"),
+        "a1 1.75; a3 3.25; a4 4.00"
+    );
+    // The forensic platform, in one batch from the current rows, then a second change.
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("3 staged, 3 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    db.sql("UPDATE products SET name = 'renamed' WHERE sku = 'a3'");
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("3 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.merge.sql(
+            "SELECT string_agg(name || ' ' || ds_surf_batch_in || '-' || ds_surf_batch_out, '; ' ORDER BY ds_surf_batch_in) \
+             FROM zero_forensic.product_db__products__merge WHERE sku = 'a3'"
+        ),
+        "line\nbreak\rcr 1-1; renamed 2-2147483647"
+    );
+}
+
+/// sql_watermark from MariaDB: the high mark is MySQL's text of the column, and the next batch reads from it.
+#[test]
+fn a_mysql_watermark_reads_above_the_last_high_mark() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(mysql) = tests::mysql() else { return };
+    let db = mysql.database("myw");
+    let case = mysql_case(pg, "myw", &db);
+    let path = case.model.join("team_shop.ds.hcl");
+    let model = std::fs::read_to_string(&path).unwrap().replacen(
+        "    capture \"sql_snapshot\" {\n      consistency = \"MULTI_DATASET\"\n",
+        "    capture \"sql_watermark\" {\n      watermark = { column = \"updated_at\" }\n",
+        2,
+    );
+    std::fs::write(&path, &model).unwrap();
+    assert!(model.contains("mysql {"), "{model}");
+    case.apply();
+    db.sql(
+        "INSERT INTO products VALUES ('1', 'billy', 1, 'EUR', 1, '2026-01-01 10:00:00'), \
+         ('2', 'laura', 1, 'EUR', 1, '2026-01-01 11:00:00.5')",
+    );
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("2 staged, 2 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.merge
+            .sql("SELECT high_watermark FROM zero_live.ds_batch_metrics WHERE batch_id = 1"),
+        "2026-01-01 11:00:00.500000"
+    );
+    db.sql(
+        "UPDATE products SET name = 'william', updated_at = '2026-01-01 12:00' WHERE sku = '1'; \
+         INSERT INTO products VALUES ('0', 'late', 1, 'EUR', 1, '2025-01-01 00:00')",
+    );
+    // The boundary row (laura) is read again; the late row below the mark is not.
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows("SELECT string_agg(sku || ' ' || name, '; ' ORDER BY sku) FROM {ws}.live__product_db__products"),
+        "1 william; 2 laura"
+    );
+}
+
+/// A MariaDB source missing a declared column: the batch fails naming the store, dataset and column, and
+/// commits nothing; after the fix the open batch goes through.
+#[test]
+fn a_mysql_source_missing_a_column_fails_clearly() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(mysql) = tests::mysql() else { return };
+    let db = mysql.database("myb");
+    let case = mysql_case(pg, "myb", &db);
+    db.sql(
+        "INSERT INTO products VALUES ('1', 'billy', 1, 'EUR', 1, NULL); \
+         ALTER TABLE products RENAME COLUMN in_stock TO stock",
+    );
+    let out = case.ds(&["merge", "run", "zero_live", "product_db"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains("zero_live.product_db: dataset products"),
+        "{report}"
+    );
+    assert!(report.contains("Unknown column 'in_stock'"), "{report}");
+    assert!(report.contains("mysql://"), "{report}");
+    assert!(!report.contains(&mysql.password), "{report}");
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.ds_batch_metrics WHERE state = 'committed'"),
+        "0"
+    );
+    db.sql("ALTER TABLE products RENAME COLUMN stock TO in_stock");
+    let out = case.batch("zero_live");
+    assert!(out.contains("batch 1 committed (resumed)"), "{out}");
+    assert!(
+        out.ends_with("1 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+}
+
+/// A kafka store: the scheduler reads the topic's JSON records itself (no Kafka Connect sink: it cannot land
+/// schemaless JSON faithfully), per partition from the offset it stored when it last landed, and a batch
+/// takes them like cdc events: the last record of a key wins, a tombstone with a JSON key deletes. A value
+/// Postgres cannot parse into its column fails the batch naming the topic, partition and offset, and
+/// nothing lands.
+#[test]
+fn a_kafka_store_lands_its_json_topic_and_merges_it() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(kafka) = tests::kafka() else { return };
+    let tag = format!("kfk{}", std::process::id());
+    let topic = format!("{tag}.products");
+    let case = Case::edited(pg, "kfk", |text| {
+        let Some(start) = text.find("    capture \"sql_snapshot\" {") else {
+            return text.replace("127.0.0.1:9092", &kafka.bootstrap);
+        };
+        let end = text[start..].find("\n    }\n").unwrap() + start + "\n    }\n".len();
+        format!(
+            "{}    capture \"kafka\" {{\n      consistency       = \"MULTI_DATASET\"\n      trigger           = {{ interval = \"5m\" }}\n      \
+             credential        = \"shop_db\"\n      topic_for_dataset = {{ products = \"{topic}\" }}\n    }}\n{}",
+            &text[..start],
+            &text[end..]
+        )
+    });
+    kafka.create_topic(&topic, 2);
+    struct Topic<'a>(&'a tests::Kafka, String);
+    impl Drop for Topic<'_> {
+        fn drop(&mut self) {
+            self.0.delete_topic(&self.1);
+        }
+    }
+    let _topic = Topic(kafka, topic.clone());
+    let live = "SELECT coalesce(string_agg(concat_ws(' ', sku, name, price, in_stock, coalesce(updated_at::text, '-')), '; ' \
+                ORDER BY sku), '') FROM {ws}.live__product_db__products";
+
+    // Nothing published yet: no batch.
+    let out = case.batch("zero_live");
+    assert!(out.contains("nothing new"), "{out}");
+    kafka.produce(
+        &topic,
+        0,
+        &[
+            (Some(r#"{"sku":"1"}"#), Some(r#"{"sku":"1","name":"billy","price":1.5,"currency":"EUR","in_stock":3,"updated_at":"2026-01-01T10:00:00","extra":true}"#)),
+            (Some(r#"{"sku":"1"}"#), Some(r#"{"sku":"1","name":"billy\tbookcase","price":"2.25","currency":"EUR","in_stock":4}"#)),
+        ],
+    );
+    kafka.produce(
+        &topic,
+        1,
+        &[(Some(r#"{"sku":"2"}"#), Some(r#"{"sku":"2","name":"laura","price":10,"currency":"EUR","in_stock":0,"updated_at":null}"#))],
+    );
+    let out = case.batch("zero_live");
+    assert!(out.contains("batch 1 committed"), "{out}");
+    assert!(
+        out.ends_with("2 staged, 2 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows(live),
+        "1 billy\tbookcase 2.25 4 -; 2 laura 10.00 0 -"
+    );
+    assert_eq!(
+        case.merge.sql(&format!(
+            "SELECT string_agg(partition || ':' || next_offset, ' ' ORDER BY partition) FROM zero_live.ds_kafka_offsets \
+             WHERE stream = 'product_db' AND topic = '{topic}'"
+        )),
+        "0:2 1:1"
+    );
+    // Read up to the end: the next run finds nothing new.
+    let out = case.batch("zero_live");
+    assert!(out.contains("nothing new"), "{out}");
+    // An update and a delete (a tombstone with a JSON key).
+    kafka.produce(
+        &topic,
+        0,
+        &[(
+            Some(r#"{"sku":"1"}"#),
+            Some(r#"{"sku":"1","name":"billy","price":3,"currency":"EUR","in_stock":5}"#),
+        )],
+    );
+    kafka.produce(&topic, 1, &[(Some(r#"{"sku":"2"}"#), None)]);
+    let out = case.batch("zero_live");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
+    assert_eq!(case.rows(live), "1 billy 3.00 5 -");
+
+    // A value that does not fit its column: the run fails naming where it is, and nothing lands.
+    kafka.produce(
+        &topic,
+        0,
+        &[(
+            None,
+            Some(r#"{"sku":"3","name":"x","price":1,"currency":"EUR","in_stock":"12x"}"#),
+        )],
+    );
+    let out = case.ds(&["merge", "run", "zero_live", "product_db"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = text(&out);
+    assert!(
+        report.contains(&format!("topic {topic} partition 0")),
+        "{report}"
+    );
+    assert!(report.contains("12x"), "{report}");
+    assert_eq!(
+        case.merge
+            .sql("SELECT count(*) FROM zero_live.product_db__products__landing"),
+        "0"
+    );
+    assert_eq!(
+        case.merge.sql(&format!(
+            "SELECT next_offset FROM zero_live.ds_kafka_offsets WHERE topic = '{topic}' AND partition = 0"
+        )),
+        "3"
     );
 }

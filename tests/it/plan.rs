@@ -42,8 +42,15 @@ fn showcase_graph_has_no_cycle_and_every_resource_kind() {
     let mut kinds: Vec<&str> = graph.resources().map(|r| r.kind.name()).collect();
     kinds.sort();
     kinds.dedup();
+    // Every kind but the generic `kafka_connect_connector`: no model element compiles to it since kafka
+    // stores are read by the scheduler (docs/research/kafka-json-landing.md); it stays registered so that
+    // a state holding one (a kafka store's sink from before) still refreshes and plans its delete.
     let all: Vec<&str> = {
-        let mut v: Vec<&str> = providers::kind::ALL.iter().map(|k| k.name()).collect();
+        let mut v: Vec<&str> = providers::kind::ALL
+            .iter()
+            .map(|k| k.name())
+            .filter(|k| *k != "kafka_connect_connector")
+            .collect();
         v.sort();
         v
     };

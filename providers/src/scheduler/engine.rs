@@ -121,6 +121,10 @@ struct Stream {
     keep: i64,
     merge: Target,
     source: Option<Target>,
+    /// The source is MySQL or MariaDB (read through sqlx), not Postgres.
+    mysql: bool,
+    /// A kafka store: the bootstrap servers and, per dataset, its topic (`scheduler::kafka`).
+    kafka: Option<(String, Vec<(String, String)>)>,
     /// sql_watermark: the column every dataset is read above.
     watermark: Option<String>,
     datasets: Vec<Dataset>,
@@ -213,12 +217,31 @@ impl Stream {
                 .unwrap_or(5),
             merge,
             source,
+            mysql: job.pointer("/source/engine").and_then(Value::as_str) == Some("mysql"),
+            kafka: job.get("kafka").and_then(|k| {
+                let topics = k
+                    .get("topics")?
+                    .as_object()?
+                    .iter()
+                    .filter_map(|(d, t)| Some((d.clone(), t.as_str()?.to_string())))
+                    .collect();
+                Some((k.get("bootstrap_servers")?.as_str()?.to_string(), topics))
+            }),
             watermark: job
                 .get("watermark")
                 .and_then(Value::as_str)
                 .map(str::to_string),
             datasets,
         })
+    }
+
+    /// The source database, for messages.
+    fn source_endpoint(&self) -> String {
+        match &self.source {
+            Some(source) if self.mysql => super::mysql::endpoint(source),
+            Some(source) => source.endpoint(),
+            None => String::new(),
+        }
     }
 
     fn error(&self, message: impl Into<String>) -> EngineError {
@@ -296,15 +319,37 @@ async fn ingest_landed(
         )
         .await
         .map_err(|e| at(pg(&e)))?;
+        // A delete takes the row's other columns from its live version (an event may carry only the key:
+        // a tombstone of a kafka store, a delete under a source's default replica identity); a delete of a
+        // key that is not there is dropped.
+        let merge = stream.table(&dataset.merge);
+        let live_only = if stream.forensic {
+            format!(" AND m.ds_surf_batch_out = {LIVE}")
+        } else {
+            String::new()
+        };
+        let pick: Vec<String> = dataset
+            .columns
+            .iter()
+            .map(|c| {
+                let q = ident(c);
+                format!("CASE WHEN e.op = 'd' THEN m.{q} ELSE e.{q} END AS {q}")
+            })
+            .collect();
         let moved = tx
             .execute(
                 &format!(
                     "INSERT INTO {staging} ({cols}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id, ds_surf_op) \
-                     SELECT DISTINCT ON (key_hash) {cols}, key_hash, {all}, {batch}, \
-                            CASE WHEN __op = 'd' OR __deleted = 'true' THEN 'd' ELSE 'u' END \
-                     FROM (SELECT *, {key} AS key_hash FROM {landing} WHERE ds_landing_id <= {high}) AS l \
-                     ORDER BY key_hash, ds_landing_id DESC",
+                     SELECT {cols}, key_hash, {all}, {batch}, op FROM ( \
+                       SELECT {pick}, e.key_hash, e.op FROM ( \
+                         SELECT DISTINCT ON (key_hash) *, \
+                                CASE WHEN __op = 'd' OR __deleted = 'true' THEN 'd' ELSE 'u' END AS op \
+                         FROM (SELECT *, {key} AS key_hash FROM {landing} WHERE ds_landing_id <= {high}) AS l \
+                         ORDER BY key_hash, ds_landing_id DESC) AS e \
+                       LEFT JOIN {merge} AS m ON m.ds_surf_key_hash = e.key_hash{live_only} \
+                       WHERE e.op = 'u' OR m.ds_surf_key_hash IS NOT NULL) AS r",
                     cols = list(&dataset.columns, ""),
+                    pick = pick.join(", "),
                     key = hash_sql(&dataset.key),
                     all = hash_sql(&dataset.columns),
                 ),
@@ -355,7 +400,7 @@ async fn analyze(
 }
 
 /// A Postgres error with where it happened (a COPY names the line and column).
-fn pg(error: &tokio_postgres::Error) -> String {
+pub(crate) fn pg(error: &tokio_postgres::Error) -> String {
     let mut text = describe(error);
     if let Some(place) = error.as_db_error().and_then(|d| d.where_()) {
         text.push_str(" (");
@@ -474,6 +519,32 @@ async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
 
 async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, EngineError> {
     let merge_db = |e: crate::live::ProviderError| stream.error(e.to_string());
+    // A kafka store's new records land first; the batch then takes them like cdc events.
+    if let Some((bootstrap, topics)) = &stream.kafka {
+        let topics: Vec<super::kafka::Topic> = stream
+            .datasets
+            .iter()
+            .filter_map(|d| {
+                let (_, topic) = topics.iter().find(|(name, _)| *name == d.name)?;
+                Some(super::kafka::Topic {
+                    topic: topic.clone(),
+                    landing: stream.table(d.landing.as_ref()?),
+                    columns: d.columns.clone(),
+                })
+            })
+            .collect();
+        super::kafka::land(
+            ctx,
+            &stream.merge,
+            address,
+            &stream.table("ds_kafka_offsets"),
+            &stream.stream,
+            bootstrap,
+            &topics,
+        )
+        .await
+        .map_err(|e| stream.error(format!("landing the topics: {e}")))?;
+    }
     let db = |e: tokio_postgres::Error| stream.error(pg(&e));
     let counter = stream.table("ds_batch_counter");
     let metrics = stream.table("ds_batch_metrics");
@@ -641,6 +712,21 @@ async fn high_watermark(
             )
         })
         .collect();
+    let reading = |message: String| {
+        stream.error(format!(
+            "reading the watermark column {column} at {}: {message}",
+            stream.source_endpoint()
+        ))
+    };
+    if stream.mysql {
+        let sql = format!(
+            "SELECT CAST(max(m) AS CHAR) FROM ({}) AS w",
+            parts.join(" UNION ALL ")
+        );
+        return super::mysql::scalar(ctx, source, &sql)
+            .await
+            .map_err(reading);
+    }
     let client = ctx
         .postgres
         .lease(ctx, source, address)
@@ -650,13 +736,10 @@ async fn high_watermark(
         "SELECT max(m)::text FROM ({}) AS w",
         parts.join(" UNION ALL ")
     );
-    let row = client.query_one(&sql, &[]).await.map_err(|e| {
-        stream.error(format!(
-            "reading the watermark column {column} at {}: {}",
-            source.endpoint(),
-            pg(&e)
-        ))
-    })?;
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| reading(pg(&e)))?;
     Ok(row.get(0))
 }
 
@@ -720,11 +803,6 @@ async fn ingest_snapshot(
             (None, Some(table)) => (table.clone(), crate::postgres::live::relation(table)),
             (None, None) => return Err(at("reading", "the job names no source table".into())),
         };
-        let source_client = ctx
-            .postgres
-            .lease(ctx, source, address)
-            .await
-            .map_err(|e| at("connecting to the source", e.to_string()))?;
         let mut merge_client = ctx
             .postgres
             .lease(ctx, &stream.merge, address)
@@ -742,16 +820,44 @@ async fn ingest_snapshot(
         .await
         .map_err(|e| at("clearing staging", pg(&e)))?;
         // The source sends the columns; the hashes and the batch id are added here (`rows`).
-        let select = format!(
-            "COPY (SELECT {} FROM {source_table}{}) TO STDOUT",
-            list(&dataset.columns, ""),
-            filter.map_or(String::new(), |f| format!(" WHERE {f}"))
-        );
-        let reading = format!("reading {table} at {}", source.endpoint());
-        let out = source_client
-            .copy_out(&select)
-            .await
-            .map_err(|e| at(&reading, pg(&e)))?;
+        let filter = filter.map_or(String::new(), |f| format!(" WHERE {f}"));
+        let reading = format!("reading {table} at {}", stream.source_endpoint());
+        // The source's COPY text rows, in chunks; a Postgres source's connection is held until its COPY
+        // is done.
+        let mut source_client = None;
+        let out: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, String>> =
+            if stream.mysql {
+                let columns: Vec<String> = dataset
+                    .columns
+                    .iter()
+                    .map(|c| super::mysql::as_text(c))
+                    .collect();
+                let select = format!("SELECT {} FROM {source_table}{filter}", columns.join(", "));
+                let rows = super::mysql::copy_out(ctx, source, select)
+                    .await
+                    .map_err(|e| at(&reading, e))?;
+                Box::pin(futures_util::stream::unfold(rows, |mut rows| async move {
+                    rows.recv().await.map(|chunk| (chunk, rows))
+                }))
+            } else {
+                let client = ctx
+                    .postgres
+                    .lease(ctx, source, address)
+                    .await
+                    .map_err(|e| at("connecting to the source", e.to_string()))?;
+                let select = format!(
+                    "COPY (SELECT {} FROM {source_table}{filter}) TO STDOUT",
+                    list(&dataset.columns, "")
+                );
+                let out = client
+                    .copy_out(&select)
+                    .await
+                    .map_err(|e| at(&reading, pg(&e)))?;
+                source_client = Some(client);
+                Box::pin(futures_util::StreamExt::map(out, |chunk| {
+                    chunk.map_err(|e| pg(&e))
+                }))
+            };
         let sink = tx
             .copy_in::<_, bytes::Bytes>(&format!(
                 "COPY {staging} ({}, ds_surf_key_hash, ds_surf_all_hash, ds_surf_batch_id) FROM STDIN",
@@ -765,19 +871,18 @@ async fn ingest_snapshot(
         let hasher = super::rows::RowHasher::new(&dataset.columns, &dataset.key, batch);
         let (tx_rows, mut rx_rows) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, String>>(16);
         let reader = tokio::spawn(async move {
-            let out = Box::pin(out);
-            futures_util::pin_mut!(out);
+            let mut out = out;
             let mut pending: Vec<u8> = Vec::new();
             let mut buffer = bytes::BytesMut::with_capacity(1 << 17);
             while let Some(chunk) = futures_util::StreamExt::next(&mut out).await {
                 let chunk = match chunk {
                     Ok(chunk) => chunk,
                     Err(e) => {
-                        let _ = tx_rows.send(Err(pg(&e))).await;
+                        let _ = tx_rows.send(Err(e)).await;
                         return;
                     }
                 };
-                // PostgreSQL sends a row a message; a row split over messages is put together.
+                // PostgreSQL sends a row a message; a row split over chunks is put together.
                 pending.extend_from_slice(&chunk);
                 let mut start = 0;
                 while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {

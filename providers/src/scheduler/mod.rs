@@ -4,7 +4,9 @@
 //! `ds scheduler run` does: it claims due jobs with row leases and runs them.
 
 pub mod engine;
+pub mod kafka;
 pub mod live;
+pub mod mysql;
 pub mod rows;
 pub mod runtime;
 

@@ -95,6 +95,19 @@ fn unescape(field: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Appends `value` in COPY's text format (backslash, tab, newline and carriage return escaped).
+pub fn escape(value: &str, out: &mut BytesMut) {
+    for &b in value.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[b]),
+        }
+    }
+}
+
 fn hex(digest: &[u8], out: &mut BytesMut) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in digest {
@@ -118,6 +131,13 @@ mod tests {
         let mut out = BytesMut::new();
         hex(&Md5::digest(text.as_bytes()), &mut out);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn values_are_escaped_for_copy() {
+        let mut out = BytesMut::new();
+        escape("a\tb\\c\nd\re", &mut out);
+        assert_eq!(&out[..], b"a\\tb\\\\c\\nd\\re");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //!
 //! **Due.** A new job is due at once. After a run: an `interval` trigger is due that long after the run
 //! started, a `cron` trigger at its next matching minute (UTC), an `external` one never (run it with
-//! `ds merge run`), a transformer's (`after_input_commit`) a minute later. A failed run is tried again after a minute (or its interval, when shorter).
+//! `ds merge run`). A transformer without a trigger (`after_input_commit`) waits until one of its input
+//! streams commits a batch after its last run started: each pass of the scheduler wakes such jobs (`wake`),
+//! so commits made by any scheduler or by `ds merge run` count. An ingestion job without a trigger is due a
+//! minute later. A failed run is tried again after a minute (or its interval, when shorter).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -61,6 +64,15 @@ pub struct Run {
     pub outcome: Outcome,
 }
 
+impl Platform {
+    /// A connection to the merge database, for the scheduler's own queries.
+    async fn client(&self, ctx: &Ctx) -> Result<crate::postgres::live::Lease, ProviderError> {
+        ctx.postgres
+            .lease(ctx, &self.merge, &format!("scheduler.{}", self.schema))
+            .await
+    }
+}
+
 fn db_error(platform: &Platform, operation: &str, e: &tokio_postgres::Error) -> ProviderError {
     ProviderError {
         address: format!("scheduler.{}", platform.schema),
@@ -85,6 +97,7 @@ pub async fn run(
     loop {
         let mut ran = false;
         for platform in platforms {
+            wake(ctx, platform).await?;
             loop {
                 if stop() {
                     return Ok(runs);
@@ -126,6 +139,54 @@ pub async fn run(
     }
 }
 
+/// Makes due the transformers of `platform` that wait for their inputs (`after_input_commit`) and whose input
+/// streams committed a batch since their last run started (or that never ran).
+async fn wake(ctx: &Ctx, platform: &Platform) -> Result<(), ProviderError> {
+    let client = platform.client(ctx).await?;
+    let table = format!("{}.ds_jobs", ident(&platform.schema));
+    let waiting = client
+        .query(
+            &format!(
+                "SELECT job, config FROM {table} WHERE next_run_at IS NULL \
+                 AND config::jsonb ->> 'kind' = 'transform' \
+                 AND config::jsonb -> 'trigger' -> 'after_input_commit' IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| db_error(platform, "wake", &e))?;
+    for row in waiting {
+        let job: String = row.get(0);
+        let config: Value = serde_json::from_str(row.get::<_, &str>(1)).unwrap_or(Value::Null);
+        let mut committed = vec!["j.last_started_at IS NULL".to_string()];
+        for input in config["inputs"].as_array().into_iter().flatten() {
+            let (Some(schema), Some(stream)) =
+                (input["data_platform"].as_str(), input["stream"].as_str())
+            else {
+                continue;
+            };
+            committed.push(format!(
+                "EXISTS (SELECT 1 FROM {}.ds_batch_metrics AS m WHERE m.stream = '{}' \
+                 AND m.state = 'committed' AND m.committed_at > j.last_started_at)",
+                ident(schema),
+                stream.replace('\'', "''")
+            ));
+        }
+        client
+            .execute(
+                &format!(
+                    "UPDATE {table} AS j SET next_run_at = now() WHERE j.job = $1 \
+                     AND j.next_run_at IS NULL AND ({})",
+                    committed.join(" OR ")
+                ),
+                &[&job],
+            )
+            .await
+            .map_err(|e| db_error(platform, "wake", &e))?;
+    }
+    Ok(())
+}
+
 /// Claims one due ingestion job of `platform` not in `skip`: its name and config.
 async fn claim(
     ctx: &Ctx,
@@ -133,14 +194,7 @@ async fn claim(
     options: &Options,
     skip: &[String],
 ) -> Result<Option<(String, Value)>, ProviderError> {
-    let client = ctx
-        .postgres
-        .lease(
-            ctx,
-            &platform.merge,
-            &format!("scheduler.{}", platform.schema),
-        )
-        .await?;
+    let client = platform.client(ctx).await?;
     let table = format!("{}.ds_jobs", ident(&platform.schema));
     let sql = format!(
         "UPDATE {table} SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), \
@@ -199,8 +253,9 @@ async fn run_one(
         }
     };
     let trigger = config.get("trigger").cloned().unwrap_or(Value::Null);
+    let transform = config["kind"] == "transform";
     let (status, error, next) = match &result {
-        Ok(_) => ("ok", None, next_run(&trigger, started)),
+        Ok(_) => ("ok", None, next_run(&trigger, transform, started)),
         Err(e) => {
             let retry = trigger
                 .get("interval_seconds")
@@ -230,13 +285,17 @@ async fn run_one(
     })
 }
 
-/// When a job whose run started at `started` is due next; `None`: only when run by hand.
-pub fn next_run(trigger: &Value, started: SystemTime) -> Option<SystemTime> {
+/// When a job (a transformer's when `transform`) whose run started at `started` is due next; `None`: only
+/// when run by hand, or, for a transformer without a trigger, when an input commits (`wake`).
+pub fn next_run(trigger: &Value, transform: bool, started: SystemTime) -> Option<SystemTime> {
     if let Some(seconds) = trigger.get("interval_seconds").and_then(Value::as_u64) {
         return Some(started + Duration::from_secs(seconds));
     }
     if trigger.get("after_input_commit").is_some() {
-        // A transformer runs after its inputs commit: this scheduler looks again a minute later.
+        if transform {
+            return None;
+        }
+        // An ingestion job without a trigger looks for new data a minute later.
         return Some(started + Duration::from_secs(60));
     }
     if let Some(cron) = trigger.get("cron").and_then(Value::as_str) {
@@ -355,29 +414,29 @@ pub struct StreamStatus {
 
 /// The status of every ingestion stream of `platform`.
 pub async fn status(ctx: &Ctx, platform: &Platform) -> Result<Vec<StreamStatus>, ProviderError> {
-    let client = ctx
-        .postgres
-        .lease(
-            ctx,
-            &platform.merge,
-            &format!("scheduler.{}", platform.schema),
-        )
-        .await?;
+    let client = platform.client(ctx).await?;
     let schema = ident(&platform.schema);
+    // The streams: each ingestion job's, and each transformer output stream of this data platform (fed by
+    // a transformer job of any data platform in this merge database, as its config's `streams` say).
     let sql = format!(
-        "SELECT j.config::jsonb ->> 'stream', \
+        "WITH s AS (SELECT j.config::jsonb ->> 'stream' AS stream, j.job FROM {schema}.ds_jobs AS j \
+                    WHERE j.config::jsonb ->> 'kind' = 'ingest' \
+                    UNION SELECT o ->> 'stream', j.job FROM {schema}.ds_jobs AS j, \
+                      jsonb_array_elements(j.config::jsonb -> 'streams') AS o \
+                    WHERE j.config::jsonb ->> 'kind' = 'transform' AND o ->> 'data_platform' = $1) \
+         SELECT s.stream, \
                 c.batch_id, extract(epoch FROM c.committed_at)::float8, c.rows_inserted, c.rows_updated, c.rows_deleted, \
                 o.batch_id, o.state, extract(epoch FROM now() - c.committed_at)::float8, \
                 j.last_status, j.last_error, extract(epoch FROM j.next_run_at)::float8 \
-         FROM {schema}.ds_jobs AS j \
-         LEFT JOIN LATERAL (SELECT * FROM {schema}.ds_batch_metrics AS m WHERE m.stream = j.config::jsonb ->> 'stream' \
+         FROM s JOIN {schema}.ds_jobs AS j ON j.job = s.job \
+         LEFT JOIN LATERAL (SELECT * FROM {schema}.ds_batch_metrics AS m WHERE m.stream = s.stream \
                             AND m.state = 'committed' ORDER BY m.batch_id DESC LIMIT 1) AS c ON true \
-         LEFT JOIN LATERAL (SELECT * FROM {schema}.ds_batch_metrics AS m WHERE m.stream = j.config::jsonb ->> 'stream' \
+         LEFT JOIN LATERAL (SELECT * FROM {schema}.ds_batch_metrics AS m WHERE m.stream = s.stream \
                             AND m.state <> 'committed' ORDER BY m.batch_id DESC LIMIT 1) AS o ON true \
-         WHERE j.config::jsonb ->> 'kind' = 'ingest' ORDER BY 1"
+         ORDER BY 1"
     );
     let rows = client
-        .query(&sql, &[])
+        .query(&sql, &[&platform.schema])
         .await
         .map_err(|e| db_error(platform, "status", &e))?;
     Ok(rows
@@ -445,12 +504,18 @@ mod tests {
     fn triggers_say_when_a_job_is_due_next() {
         let started = UNIX_EPOCH + Duration::from_secs(NOW);
         assert_eq!(
-            next_run(&serde_json::json!({"interval_seconds": 60}), started),
+            next_run(&serde_json::json!({"interval_seconds": 60}), false, started),
             Some(started + Duration::from_secs(60))
         );
         assert_eq!(
-            next_run(&serde_json::json!({"external": true}), started),
+            next_run(&serde_json::json!({"external": true}), false, started),
             None
+        );
+        let after = serde_json::json!({"after_input_commit": true});
+        assert_eq!(next_run(&after, true, started), None);
+        assert_eq!(
+            next_run(&after, false, started),
+            Some(started + Duration::from_secs(60))
         );
     }
 }
