@@ -5,7 +5,7 @@
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
 
-# The main job end to end: start the local stack (PostgreSQL, Kafka, Connect with Debezium), check and apply
+# The main job end to end: start the local stack (PostgreSQL, MariaDB, Kafka, Connect with Debezium), check and apply
 # the quickstart model, then move a change from the shop's database to the landing tables (scripts/demo).
 demo:
 	scripts/demo

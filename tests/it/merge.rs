@@ -665,14 +665,19 @@ fn a_transformer_feeds_its_output_store_from_its_inputs() {
         "{}",
         text(&out)
     );
-    // An input commits a batch (here by hand): the transformer is due, and its next run follows (a
+    // An input's stream is due and commits a batch: in the same pass the transformer is woken and runs (a
     // snapshot: the gone row goes too).
     case.merge.sql(
         "INSERT INTO zero_live.customer_db__customers__landing (id, first_name, last_name, is_active, created_at, __op) VALUES \
-           (2, 'Alan', 'Turing', false, now(), 'u')",
+           (2, 'Alan', 'Turing', false, now(), 'u'); \
+         UPDATE zero_live.ds_jobs SET next_run_at = now() WHERE job = 'customer_db'",
     );
-    case.batch_of("zero_live", "customer_db");
     let out = case.ds(&["scheduler", "run", "--once"]);
+    assert!(
+        text(&out).contains("zero_live.customer_db: batch 2 committed"),
+        "{}",
+        text(&out)
+    );
     assert!(
         text(&out).contains("zero_live.directory: batch 2 committed"),
         "{}",
@@ -769,6 +774,95 @@ fn sigkill_at_any_point_then_a_rerun_converges() {
     assert!(
         distinct.len() > 1,
         "every kill found the same state: {phases:?}"
+    );
+}
+
+/// A scheduler killed (SIGKILL) in the middle of a job keeps its lease until it expires: no other scheduler
+/// takes the job meanwhile; once it has expired, the next one takes it over and the batch converges.
+#[test]
+fn a_dead_schedulers_lease_expires_and_another_takes_the_job_over() {
+    let Some(pg) = tests::postgres() else { return };
+    let case = Case::new(pg, "lease");
+    case.source.sql(
+        "INSERT INTO products SELECT 'SKU-' || g, 'product ' || g, g % 1000, 'EUR', g % 100, NULL \
+         FROM generate_series(1, 300000) g",
+    );
+    // Only the forensic product stream is due.
+    for schema in ["zero_live", "zero_forensic"] {
+        case.merge.sql(&format!(
+            "UPDATE {schema}.ds_jobs SET next_run_at = now() + interval '1 hour' \
+             WHERE NOT (job = 'product_db' AND '{schema}' = 'zero_forensic')"
+        ));
+    }
+    let scheduler = |args: &[&str]| {
+        let pg = case.merge.pg;
+        let mut command = Command::new(tests::ds_binary());
+        command
+            .args(["scheduler", "run"])
+            .args(args)
+            .arg("-C")
+            .arg(&case.model)
+            .env("MERGE_RW_USER", &pg.user)
+            .env("MERGE_RW_PASSWORD", &pg.password)
+            .env("SHOP_DB_USER", &pg.user)
+            .env("SHOP_DB_PASSWORD", &pg.password);
+        command
+    };
+    let lease = "SELECT coalesce(lease_owner, '-') || ' ' || coalesce(last_status, '-') \
+                 FROM zero_forensic.ds_jobs WHERE job = 'product_db'";
+    let mut first = scheduler(&["--lease", "5s", "--poll", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed as soon as it holds the job.
+    let held = tests::eventually(20, "held", || {
+        if case.merge.sql(lease).starts_with('-') {
+            "free"
+        } else {
+            "held"
+        }
+        .to_string()
+    });
+    assert_eq!(held, "held");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let owner = case.merge.sql(lease);
+    assert!(owner.ends_with(" -"), "the killed run finished: {owner}");
+
+    // The lease still runs: another scheduler leaves the job alone.
+    let out = scheduler(&["--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("ran 0 job(s)"), "{}", text(&out));
+    assert_eq!(case.merge.sql(lease), owner);
+
+    // Expired: the next one takes it over and the batch is committed once.
+    let expired = tests::eventually(20, "expired", || {
+        case.merge.sql(
+            "SELECT CASE WHEN lease_until < now() THEN 'expired' ELSE 'running' END \
+                  FROM zero_forensic.ds_jobs WHERE job = 'product_db'",
+        )
+    });
+    assert_eq!(expired, "expired");
+    let out = scheduler(&["--once"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("zero_forensic.product_db: batch 1 committed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(case.merge.sql(lease), "- ok");
+    assert_eq!(
+        case.merge.sql(
+            "SELECT count(*) || ' ' || count(DISTINCT ds_surf_key_hash) FROM zero_forensic.product_db__products__merge"
+        ),
+        "300000 300000"
+    );
+    assert_eq!(
+        case.merge.sql(
+            "SELECT string_agg(batch_id || ':' || state, ' ') FROM zero_forensic.ds_batch_metrics"
+        ),
+        "1:committed"
     );
 }
 

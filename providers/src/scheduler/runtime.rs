@@ -84,7 +84,8 @@ fn db_error(platform: &Platform, operation: &str, e: &tokio_postgres::Error) -> 
 }
 
 /// Runs due jobs until `stop` says so (between jobs: a running batch finishes), or, with `once`, until every
-/// job due at the start has run once. `report` hears of each run as it ends.
+/// due job has run once (a transformer woken by a commit of this run once more, so that one pass carries a
+/// change through). `report` hears of each run as it ends.
 pub async fn run(
     ctx: &Ctx,
     platforms: &[Platform],
@@ -97,7 +98,10 @@ pub async fn run(
     loop {
         let mut ran = false;
         for platform in platforms {
-            wake(ctx, platform).await?;
+            // A transformer woken by a commit of this run may run again, even with `once`.
+            for job in wake(ctx, platform).await? {
+                done.remove(&(platform.schema.clone(), job));
+            }
             loop {
                 if stop() {
                     return Ok(runs);
@@ -123,7 +127,7 @@ pub async fn run(
                 }
             }
         }
-        if options.once {
+        if options.once && !ran {
             return Ok(runs);
         }
         if !ran {
@@ -140,8 +144,8 @@ pub async fn run(
 }
 
 /// Makes due the transformers of `platform` that wait for their inputs (`after_input_commit`) and whose input
-/// streams committed a batch since their last run started (or that never ran).
-async fn wake(ctx: &Ctx, platform: &Platform) -> Result<(), ProviderError> {
+/// streams committed a batch since their last run started (or that never ran); the jobs it woke.
+async fn wake(ctx: &Ctx, platform: &Platform) -> Result<Vec<String>, ProviderError> {
     let client = platform.client(ctx).await?;
     let table = format!("{}.ds_jobs", ident(&platform.schema));
     let waiting = client
@@ -155,6 +159,7 @@ async fn wake(ctx: &Ctx, platform: &Platform) -> Result<(), ProviderError> {
         )
         .await
         .map_err(|e| db_error(platform, "wake", &e))?;
+    let mut woken = Vec::new();
     for row in waiting {
         let job: String = row.get(0);
         let config: Value = serde_json::from_str(row.get::<_, &str>(1)).unwrap_or(Value::Null);
@@ -172,7 +177,7 @@ async fn wake(ctx: &Ctx, platform: &Platform) -> Result<(), ProviderError> {
                 stream.replace('\'', "''")
             ));
         }
-        client
+        let changed = client
             .execute(
                 &format!(
                     "UPDATE {table} AS j SET next_run_at = now() WHERE j.job = $1 \
@@ -183,8 +188,11 @@ async fn wake(ctx: &Ctx, platform: &Platform) -> Result<(), ProviderError> {
             )
             .await
             .map_err(|e| db_error(platform, "wake", &e))?;
+        if changed > 0 {
+            woken.push(job);
+        }
     }
-    Ok(())
+    Ok(woken)
 }
 
 /// Claims one due ingestion job of `platform` not in `skip`: its name and config.
