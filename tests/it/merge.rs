@@ -422,11 +422,11 @@ fn an_unknown_stream_is_named_with_the_ones_there_are() {
     );
 }
 
-/// A dataset gains a nullable column: `ds apply` adds it to staging, merge tables and views in place; the next
-/// batch carries it, without a new version of every row (the hash of a row with the new column NULL is the
-/// hash it had), and history is kept.
+/// Schema evolution. A dataset gains a nullable column: `ds apply` adds it to staging, merge tables and views
+/// in place; the next batch carries it, without a new version of every row (the hash of a row with the new
+/// column NULL is the hash it had), and history is kept. Then a type widens, the same way.
 #[test]
-fn a_new_nullable_column_flows_through_without_rewriting_history() {
+fn schema_evolution_flows_through_without_rewriting_history() {
     let Some(pg) = tests::postgres() else { return };
     let case = Case::new(pg, "evo");
     case.source_is(&["'1','billy','EUR',NULL", "'2','laura','EUR',NULL"]);
@@ -472,6 +472,34 @@ fn a_new_nullable_column_flows_through_without_rewriting_history() {
     assert_eq!(
         case.rows("SELECT string_agg(sku || ' ' || coalesce(color, '-'), '; ' ORDER BY sku) FROM {ws}.audit__product_db__products"),
         "1 -; 2 red"
+    );
+
+    // A type widens (integer to bigint): changed in place under the views; the next batch carries a value
+    // only the wider type holds, and no other row gets a new version.
+    let model = std::fs::read_to_string(&path).unwrap();
+    let at = "in_stock   = { type = \"integer\"";
+    assert!(model.contains(at));
+    std::fs::write(
+        &path,
+        model.replacen(at, "in_stock   = { type = \"bigint\"", 1),
+    )
+    .unwrap();
+    case.apply();
+    case.source.sql(
+        "ALTER TABLE products ALTER COLUMN in_stock TYPE bigint; \
+         UPDATE products SET in_stock = 5000000000 WHERE sku = '1'",
+    );
+    let out = case.batch("zero_forensic");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
+    assert_eq!(
+        case.rows(
+            "SELECT string_agg(sku || ' ' || in_stock || ' ' || ds_surf_batch_in, '; ' ORDER BY sku, ds_surf_batch_in) \
+             FROM {ws}.audit__product_db__products__history"
+        ),
+        "1 1 1; 1 1 2; 1 5000000000 5; 2 1 1; 2 1 4"
     );
 }
 
