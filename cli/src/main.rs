@@ -81,6 +81,24 @@ has a syntax error."
         #[arg(long)]
         check: bool,
     },
+    /// Judge a change like a pull request: who may change what, backwards compatibility, consumers
+    #[command(
+        long_about = "Read the model at --base (a git revision) and at --head (a revision, default the working \
+tree), validate both, and judge the change between them:\n\n\
+- ownership: every ownership region that differs (the ecosystem block, platforms and assignments: the \
+ecosystem's repo; each zone: its zone_declaration's repo; each team: its team_declaration's repo) must be \
+owned by the actor, the repository and branch the change comes from (--actor, or the pull request's head in \
+GitHub Actions). Owners are read from the base.\n\
+- compatibility: datasets are removed only once deprecated and unconsumed; columns, keys, partitions, \
+nullability and classifications stay; types only widen; new columns are nullable. New datasets and stores \
+are always allowed.\n\
+- consumers: no sink may be left pointing at a removed dataset.\n\n\
+Models are read straight from git objects (no checkout), so a CI clone with only the base and the head \
+fetched is enough.\n\n\
+Exit codes: 0 the change is allowed; 3 it is refused; 1 error (a revision not found, an invalid model, a bad \
+--actor)."
+    )]
+    Check(commands::check::CheckArgs),
     /// Show what applying the model would change: creates (+), updates (~), replaces (-/+), deletes (-)
     #[command(
         long_about = "Validate and compile the model into resources (Postgres schemas, tables, views, \
@@ -165,6 +183,7 @@ fn main() -> ExitCode {
             commands::validate::run(dir, format == DiagnosticsFormat::Json)
         }
         Command::Fmt { check } => commands::fmt::run(dir, check),
+        Command::Check(args) => commands::check::run(dir, &args),
         Command::Plan(args) => commands::plan::run(dir, &args),
         Command::Apply(args) => commands::apply::run(dir, &args),
         Command::Reconcile(args) => commands::reconcile::run(dir, &args),

@@ -8,6 +8,7 @@
 //! crate returns. Problems in the user's model are data (diagnostics), never `Err`.
 
 pub mod apply;
+pub mod check;
 pub mod codes;
 pub mod compile;
 pub mod diag;

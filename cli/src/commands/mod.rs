@@ -2,6 +2,7 @@
 //! finding and locking the state.
 
 pub(crate) mod apply;
+pub(crate) mod check;
 pub(crate) mod fmt;
 pub(crate) mod graph;
 pub(crate) mod import;

@@ -54,6 +54,10 @@ pub(crate) struct PlanArgs {
     format: PlanFormat,
     #[command(flatten)]
     state: StateArgs,
+    /// First judge the change from --base (ownership, compatibility, consumers; see `ds check`) and put the
+    /// verdict above the plan; exit 3 when it is refused
+    #[command(flatten)]
+    change: super::check::ChangeArgs,
 }
 
 #[derive(clap::Args)]
@@ -92,7 +96,17 @@ pub(crate) fn make(
     state_args: &StateArgs,
     refresh: bool,
 ) -> anyhow::Result<Made> {
-    let loaded = super::load_valid(dir)?;
+    make_from(super::load_valid(dir)?, dir, options, state_args, refresh)
+}
+
+/// [`make`] of a model already loaded (`ds plan --head REV` plans the model of that revision).
+fn make_from(
+    loaded: super::Loaded,
+    dir: &Path,
+    options: planner::plan::Options,
+    state_args: &StateArgs,
+    refresh: bool,
+) -> anyhow::Result<Made> {
     let mut graph = planner::compile::compile(&loaded.model)?;
     if let Some(cycle) = graph.cycle() {
         bail!(
@@ -152,9 +166,61 @@ impl PlanArgs {
 }
 
 pub(crate) fn run(dir: &Path, args: &PlanArgs) -> anyhow::Result<u8> {
-    let made = make(dir, args.options(), &args.state, args.refresh)?;
+    // With --base: the verdict first, and the plan of the judged head.
+    let judged = match &args.change.base {
+        Some(_) => Some(super::check::judge(dir, &args.change)?),
+        None => None,
+    };
+    let made = match &judged {
+        Some(judged) if judged.head_rev.is_some() => make_from(
+            super::Loaded {
+                sources: judged.head.clone(),
+                model: judged.head_model.clone(),
+            },
+            dir,
+            args.options(),
+            &args.state,
+            args.refresh,
+        )?,
+        _ => make(dir, args.options(), &args.state, args.refresh)?,
+    };
     let document = &made.document;
-    write_stdout(&render(document, args.format)?)?;
+    let rendered = match (&judged, args.format) {
+        (None, format) => render(document, format)?,
+        (Some(judged), PlanFormat::Text) => {
+            format!(
+                "{}
+{}",
+                judged.text(),
+                render(document, PlanFormat::Text)?
+            )
+        }
+        (Some(judged), PlanFormat::Markdown) => {
+            // One pull-request comment: the verdict, then as much of the plan as fits.
+            let verdict = judged.markdown();
+            let limit = MARKDOWN_LIMIT.saturating_sub(verdict.len() + 2);
+            format!(
+                "{verdict}
+{}",
+                plan_markdown::render(document, limit)
+            )
+        }
+        (Some(judged), PlanFormat::Json) => {
+            let mut value = serde_json::to_value(document)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("check".into(), judged.json());
+            }
+            serde_json::to_string_pretty(&value)? + "\n"
+        }
+    };
+    write_stdout(&rendered)?;
+    if judged.as_ref().is_some_and(|j| !j.verdict.allowed()) {
+        eprintln!("error: the change is refused (see the verdict above); nothing was saved");
+        std::mem::forget(made);
+        std::mem::forget(judged);
+        return Ok(super::check::EXIT_REFUSED);
+    }
+    std::mem::forget(judged);
     if !document.refused.is_empty() {
         eprintln!(
             "error: plan refused: it would destroy data in {} protected resource(s) (listed above); nothing was saved",
