@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole test suite).
 
-.PHONY: demo test bench bench-apply bench-connect bench-merge stack-up stack-down
+.PHONY: demo test bench bench-apply bench-check bench-connect bench-merge stack-up stack-down
 
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
@@ -13,6 +13,7 @@ demo:
 # Every test of the workspace, with the real services of the local stack.
 test: stack-up
 	cargo test --workspace
+	scripts/check-workflows
 
 # The validate benchmark of docs/benchmarks.md.
 bench:
@@ -49,3 +50,7 @@ bench-connect: stack-up
 # (docs/benchmarks.md): rows/s, merge time against a plain INSERT ... SELECT, peak RSS.
 bench-merge: stack-up
 	scripts/bench-merge
+
+# `ds check` between two git revisions of the 10,000-dataset model (docs/benchmarks.md).
+bench-check:
+	scripts/bench-check
