@@ -488,11 +488,52 @@ fn bad_input_is_one_clear_line() {
     );
     repo.write("broken.ds.hcl", "team \"sales\" \"crm\" {\n");
     repo.commit("broken");
-    let out = repo.check("base", "broken", "acme/crm@main", &[]);
+    one_line(
+        &repo.check("base", "broken", "acme/crm@main", &[]),
+        "the proposed model (broken) has 1 error(s), the first at broken.ds.hcl:",
+    );
+}
+
+/// Without `--actor`: in GitHub Actions the pull request's head repository and branch (from the event
+/// file); under `CI` without any, an error; locally, ownership is not judged and the verdict says so.
+#[test]
+fn the_actor_comes_from_github_actions_when_not_given() {
+    let repo = Repo::new();
+    repo.edit(
+        "team.ds.hcl",
+        "email = { type = \"varchar(200)\" }",
+        "email = { type = \"varchar(300)\" }",
+    );
+    repo.commit("widened");
+    let event = repo.dir.join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"pull_request": {"head": {"ref": "main", "repo": {"full_name": "acme/shop"}}}}"#,
+    )
+    .unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        Command::new(tests::ds_binary())
+            .args(["check", "--base", "base", "--head", "widened", "-C"])
+            .arg(repo.model())
+            .env_remove("CI")
+            .env_remove("GITHUB_EVENT_PATH")
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GITHUB_HEAD_REF")
+            .env_remove("GITHUB_REF_NAME")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]);
+    let out = verdict(&out, 3);
+    assert!(out.contains("by acme/shop@main"), "{out}");
+    let out = run(&[("CI", "true")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("the proposed model (broken) has 1 error(s)"),
+        text(&out).contains("pass --actor owner/name@branch"),
         "{}",
         text(&out)
     );
+    let out = verdict(&run(&[]), 0);
+    assert!(out.contains("ownership not judged"), "{out}");
 }

@@ -118,11 +118,11 @@ pub(crate) fn judge(dir: &Path, change: &ChangeArgs) -> anyhow::Result<Judged> {
     };
     let (base_model, base_found) = planner::check(&base);
     if base_found.has_errors() {
-        let text = crate::views::diagnostics::text(&base, &base_found, false);
-        eprint!("{text}");
         bail!(
-            "the base model (at {base_rev}) has {} error(s): a change can only be judged against a valid base",
-            base_found.count(Severity::Error)
+            "the base model (at {base_rev}) has {} error(s), the first {}: a change can only be judged against a \
+             valid base",
+            base_found.count(Severity::Error),
+            first_error(&base, &base_found)
         );
     }
     let (head_model, head_found) = planner::check(&head);
@@ -144,12 +144,11 @@ pub(crate) fn judge(dir: &Path, change: &ChangeArgs) -> anyhow::Result<Judged> {
         }
     }
     if errors.has_errors() {
-        let text = crate::views::diagnostics::text(&head, &errors, false);
-        eprint!("{text}");
         bail!(
-            "the proposed model ({}) has {} error(s): run `ds validate` for the full report",
+            "the proposed model ({}) has {} error(s), the first {}: run `ds validate` for the full report",
             change.head.as_deref().unwrap_or("the working tree"),
-            errors.count(Severity::Error)
+            errors.count(Severity::Error),
+            first_error(&head, &errors)
         );
     }
     Ok(Judged {
@@ -161,6 +160,19 @@ pub(crate) fn judge(dir: &Path, change: &ChangeArgs) -> anyhow::Result<Judged> {
         head_model,
         verdict,
     })
+}
+
+/// The first error, on one line: `at file:line:col: message [code]`.
+fn first_error(sources: &Sources, found: &Diagnostics) -> String {
+    let Some(d) = found.iter().find(|d| d.severity == Severity::Error) else {
+        return String::new();
+    };
+    let file = sources.get(d.span.file);
+    let (line, column) = file.line_col(d.span.range.start);
+    format!(
+        "at {}:{line}:{column}: {} [{}]",
+        file.name, d.message, d.code
+    )
 }
 
 /// (file, line) of a span.
