@@ -1,8 +1,12 @@
 //! `ds`: the command line. It parses arguments, reads the environment, calls the library crates, renders
 //! what they return (text, markdown, JSON) and chooses the exit code. It holds no model logic of its own.
 
+// The OpenAPI document (serve/openapi.rs) is one large `json!` literal.
+#![recursion_limit = "256"]
+
 mod commands;
 mod credentials;
+mod serve;
 mod views;
 
 /// mimalloc: planning a large model makes millions of small allocations (parse trees, JSON attributes),
@@ -157,6 +161,17 @@ it is: the next plan shows only how it really differs from the model, instead of
     Scheduler(commands::scheduler::SchedulerCommand),
     /// Where each ingestion stream stands: last committed batch, open batch, lag, last and next run
     Status,
+    /// Serve the model as a read-only REST API (JSON) for the programs that consume it
+    #[command(
+        long_about = "Read and validate the model once (or the model at --rev, from git), then serve it as \
+read-only JSON over HTTP: the ecosystem, zones, teams, datastores, each dataset's schema (also as JSON Schema \
+and as an Avro record schema), workspaces with the views a consumer reads, and the dependants of a store. \
+GET /openapi.json describes every endpoint; GET /healthz says the model is loaded. Every response is computed \
+at start-up and carries the model hash as its ETag (If-None-Match gives 304), so many copies can run behind a \
+load balancer. An invalid model is refused: nothing is served.\n\n\
+Stops on SIGTERM or Ctrl-C. Exit codes: 0 stopped; 1 the model is invalid or the address cannot be used."
+    )]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +209,7 @@ fn main() -> ExitCode {
         Command::Merge(command) => commands::merge::run(dir, &command),
         Command::Scheduler(command) => commands::scheduler::run(dir, &command),
         Command::Status => commands::scheduler::status(dir),
+        Command::Serve(args) => serve::run(dir, &args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
