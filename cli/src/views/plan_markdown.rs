@@ -718,7 +718,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use planner::planfile::{AttributeDiff, Change, PlanFile};
     use serde_json::{Value, json};
@@ -1082,12 +1081,10 @@ mod tests {
     }
 
     #[test]
-    fn a_hundred_thousand_changes_stay_under_the_limit_quickly() {
+    fn a_hundred_thousand_changes_stay_under_the_limit() {
         let plan = huge(100_000);
-        let start = Instant::now();
+        // How fast is for the benchmarks, not a timed test (a loaded CI machine made this one flaky).
         let markdown = render(&plan, LIMIT);
-        let elapsed = start.elapsed();
-        assert!(elapsed.as_millis() < 1_000, "took {elapsed:?}");
         assert!(markdown.len() <= LIMIT, "{} bytes", markdown.len());
         // The table is complete.
         for row in [

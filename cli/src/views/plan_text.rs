@@ -302,7 +302,6 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use planner::planfile::{AttributeDiff, Change, PlanFile};
     use serde_json::{Value, json};
@@ -520,7 +519,7 @@ Plan: 1 to create, 2 to update, 1 to replace, 1 to delete (12 unchanged).
     }
 
     #[test]
-    fn a_hundred_thousand_creates_render_quickly() {
+    fn a_hundred_thousand_creates_render_in_full() {
         let changes: Vec<Change> = (0..100_000)
             .map(|i| {
                 change(
@@ -532,15 +531,13 @@ Plan: 1 to create, 2 to update, 1 to replace, 1 to delete (12 unchanged).
             })
             .collect();
         let plan = plan_of(changes, 0, false, &[]);
-        let start = Instant::now();
+        // How fast is for the benchmarks (docs/benchmarks.md, `ds plan` of the 10k model), not a timed test.
         let text = render(&plan, true);
-        let elapsed = start.elapsed();
         assert!(text.ends_with(
             "\x1b[1mPlan:\x1b[0m 100000 to create, 0 to update, 0 to replace, 0 to delete (0 unchanged).\n"
         ));
         // The note, the heading, the group's heading, two lines per create, the summary; blank lines between.
         assert_eq!(text.lines().count(), 2 + 1 + 2 + 2 * 100_000 + 2);
-        assert!(elapsed.as_secs() < 1, "took {elapsed:?}");
     }
 
     #[test]
