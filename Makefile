@@ -14,6 +14,7 @@ demo:
 test: stack-up
 	cargo test --workspace
 	scripts/check-workflows
+	scripts/schemathesis
 
 # The validate benchmark of docs/benchmarks.md.
 bench:

@@ -6,4 +6,5 @@ mod cli;
 mod connect;
 mod merge;
 mod plan;
+mod serve;
 mod validate;

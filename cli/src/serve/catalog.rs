@@ -141,6 +141,7 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
     bodies.insert("/v1/teams".into(), body(&json!({ "teams": team_list })));
 
     // Datastores and datasets.
+    let consumers = Consumers::of(model);
     let mut store_list = Vec::new();
     let mut store_names: Vec<&String> = index.stores.keys().collect();
     store_names.sort();
@@ -203,7 +204,7 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
         }
         bodies.insert(
             format!("/v1/datastores/{key}/dependants"),
-            body(&dependants(model, key)),
+            body(&dependants(&consumers, key)),
         );
     }
     bodies.insert(
@@ -478,41 +479,73 @@ fn avro_schema(store: &str, dataset: &Dataset) -> Value {
     record
 }
 
-/// Every workspace that consumes `store` (lowercase), directly or through transformers whose output stores
-/// it consumes: workspace, team, the datasets it reads and the chain of stores it reads them through.
-fn dependants(model: &Model, store: &str) -> Value {
-    let mut out = Vec::new();
-    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut queue: Vec<(String, Vec<String>)> = vec![(store.to_string(), vec![store.to_string()])];
-    while let Some((current, via)) = queue.pop() {
+/// A workspace consuming a store: its name, its team, the datasets it reads.
+type Consumer<'m> = (&'m str, &'m str, BTreeSet<&'m str>);
+
+/// Who consumes each store, indexed once: per store (lowercase), the workspaces with a sink on it (name,
+/// team, datasets), and per workspace the output stores of its transformers.
+struct Consumers<'m> {
+    by_store: HashMap<String, Vec<Consumer<'m>>>,
+    outputs: HashMap<&'m str, Vec<String>>,
+}
+
+impl<'m> Consumers<'m> {
+    fn of(model: &'m Model) -> Consumers<'m> {
+        let mut by_store: HashMap<String, Vec<Consumer<'m>>> = HashMap::new();
+        let mut outputs: HashMap<&'m str, Vec<String>> = HashMap::new();
         for team in &model.teams {
             for ws in &team.workspaces {
-                let datasets: BTreeSet<String> = ws
-                    .groups
-                    .iter()
-                    .flat_map(|g| g.sinks.iter())
-                    .filter(|s| s.store.key() == current)
-                    .map(|s| s.dataset.value.clone())
-                    .collect();
-                if datasets.is_empty() || !seen.insert((ws.name.key(), current.clone())) {
-                    continue;
+                let mut per_store: BTreeMap<String, BTreeSet<&'m str>> = BTreeMap::new();
+                for sink in ws.groups.iter().flat_map(|g| g.sinks.iter()) {
+                    per_store
+                        .entry(sink.store.key())
+                        .or_default()
+                        .insert(sink.dataset.value.as_str());
                 }
-                out.push(json!({
-                    "workspace": ws.name.value,
-                    "team": team.name.value,
-                    "datastore": current,
-                    "datasets": datasets,
-                    "via": via,
-                }));
-                for transformer in &ws.transformers {
-                    for output in &transformer.outputs {
-                        let next = output.name.key();
-                        if !via.contains(&next) {
-                            let mut chain = via.clone();
-                            chain.push(next.clone());
-                            queue.push((next, chain));
-                        }
-                    }
+                for (store, datasets) in per_store {
+                    by_store.entry(store).or_default().push((
+                        ws.name.value.as_str(),
+                        team.name.value.as_str(),
+                        datasets,
+                    ));
+                }
+                let outs: Vec<String> = ws
+                    .transformers
+                    .iter()
+                    .flat_map(|t| t.outputs.iter().map(|o| o.name.key()))
+                    .collect();
+                if !outs.is_empty() {
+                    outputs.insert(ws.name.value.as_str(), outs);
+                }
+            }
+        }
+        Consumers { by_store, outputs }
+    }
+}
+
+/// Every workspace that consumes `store` (lowercase), directly or through transformers whose output stores
+/// it consumes: workspace, team, the datasets it reads and the chain of stores it reads them through.
+fn dependants(consumers: &Consumers<'_>, store: &str) -> Value {
+    let mut out = Vec::new();
+    let mut seen: BTreeSet<(&str, String)> = BTreeSet::new();
+    let mut queue: Vec<(String, Vec<String>)> = vec![(store.to_string(), vec![store.to_string()])];
+    while let Some((current, via)) = queue.pop() {
+        for (ws, team, datasets) in consumers.by_store.get(&current).into_iter().flatten() {
+            if !seen.insert((ws, current.clone())) {
+                continue;
+            }
+            out.push(json!({
+                "workspace": ws,
+                "team": team,
+                "datastore": current,
+                "datasets": datasets,
+                "via": via,
+            }));
+            for next in consumers.outputs.get(ws).into_iter().flatten() {
+                if !via.contains(next) {
+                    let mut chain = via.clone();
+                    chain.push(next.clone());
+                    queue.push((next.clone(), chain));
                 }
             }
         }

@@ -54,7 +54,9 @@ pub(crate) fn run(dir: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
         Some(rev) => planner::source::read_git(dir, rev)?,
         None => planner::source::read_dir(dir)?,
     };
+    let read = started.elapsed();
     let (model, found) = planner::check(&sources);
+    let validated = started.elapsed();
     if found.has_errors() {
         let text = crate::views::diagnostics::text(&sources, &found, false);
         eprint!("{text}");
@@ -77,28 +79,37 @@ pub(crate) fn run(dir: &Path, args: &ServeArgs) -> anyhow::Result<u8> {
         catalog,
     });
     std::mem::forget(model);
+    let indexed = started.elapsed();
     let runtime = super::commands::runtime()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
+        // SIGTERM and SIGINT are listened for before the server says it listens: registered later (when
+        // `axum::serve` first polls its shutdown future), a SIGTERM sent as soon as that line shows killed the
+        // process or was lost (the server then ran on).
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
         eprintln!(
-            "ds serve: listening on http://{local} (model {}, {} datasets, ready in {:.2} s); GET /openapi.json describes the API",
+            "ds serve: listening on http://{local} (model {}, {} datasets, ready in {:.2} s: read {:.2} s, validate \
+             {:.2} s, index {:.2} s); GET /openapi.json describes the API",
             &hash.trim_start_matches("sha256:")[..12],
             served.catalog.datasets,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            read.as_secs_f64(),
+            (validated - read).as_secs_f64(),
+            (indexed - validated).as_secs_f64(),
         );
         let app = axum::Router::new().fallback(move |method: Method, headers: HeaderMap, uri: axum::http::Uri| {
             let served = Arc::clone(&served);
             async move { answer(&served, &method, &headers, uri.path()) }
         });
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM can be handled");
+            .with_graceful_shutdown(async move {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                     _ = term.recv() => {}
                 }
                 eprintln!("ds serve: stopping");
@@ -165,8 +176,17 @@ fn answer(served: &Served, method: &Method, headers: &HeaderMap, path: &str) -> 
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    let decoded = percent_decode(path);
-    let path = decoded.trim_end_matches('/');
+    // Each segment is decoded on its own: an escaped `/` (`%2F`) stays in its segment (and fails the name rule)
+    // rather than making a path of its own.
+    let trimmed = path.trim_end_matches('/');
+    let decoded: Vec<String> = trimmed
+        .strip_prefix('/')
+        .unwrap_or(trimmed)
+        .split('/')
+        .map(percent_decode)
+        .collect();
+    let joined = format!("/{}", decoded.join("/"));
+    let path = joined.as_str();
     match path {
         "/healthz" => return json_response(StatusCode::OK, served.healthz.clone(), None),
         "/openapi.json" => {
@@ -175,7 +195,7 @@ fn answer(served: &Served, method: &Method, headers: &HeaderMap, path: &str) -> 
         _ => {}
     }
     // Names are matched case-insensitively; a segment that cannot be a name is a bad request.
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let names: Vec<(usize, &str)> = match segments.as_slice() {
         ["v1", "zones", zone] => vec![(2, zone)],
         ["v1", "zones", zone, "teams", team] => vec![(2, zone), (4, team)],
@@ -204,7 +224,8 @@ fn answer(served: &Served, method: &Method, headers: &HeaderMap, path: &str) -> 
         }
     }
     let key = path.to_ascii_lowercase();
-    if let Some(body) = served.catalog.bodies.get(&key) {
+    let whole_segments = !segments.iter().any(|s| s.contains('/'));
+    if let Some(body) = served.catalog.bodies.get(&key).filter(|_| whole_segments) {
         if not_modified(headers, &served.etag) {
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -215,7 +236,18 @@ fn answer(served: &Served, method: &Method, headers: &HeaderMap, path: &str) -> 
         }
         return json_response(StatusCode::OK, body.clone(), Some(&served.etag));
     }
+    if names.is_empty() {
+        return no_endpoint(path);
+    }
     not_found(served, path, &segments)
+}
+
+fn no_endpoint(path: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        format!("no such endpoint: {path} (GET /openapi.json lists them)"),
+        json!({ "asked": path }),
+    )
 }
 
 /// `%XX` escapes undone (names are ASCII; anything else is kept as it came, and fails the name rule).
@@ -304,13 +336,7 @@ fn not_found(served: &Served, path: &str, segments: &[&str]) -> Response {
             ws.to_string(),
             suggest(ws, names("workspaces")),
         ),
-        _ => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no such endpoint: {path} (GET /openapi.json lists them)"),
-                json!({ "asked": path }),
-            );
-        }
+        _ => return no_endpoint(path),
     };
     let hint = if close.is_empty() {
         String::new()

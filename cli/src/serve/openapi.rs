@@ -192,7 +192,12 @@ pub(crate) fn document() -> Value {
             "Avro": object(&["type", "name", "namespace", "fields"], json!({
                 "type": { "const": "record" }, "name": { "type": "string" }, "namespace": { "type": "string" },
                 "doc": { "type": "string" },
-                "fields": list_of(object(&["name", "type"], json!({ "name": { "type": "string" }, "doc": { "type": "string" } }))),
+                "fields": list_of(object(&["name", "type"], json!({
+                    "name": { "type": "string" }, "doc": { "type": "string" },
+                    "type": { "type": ["string", "array", "object"],
+                        "description": "a primitive type's name, a union (nullable columns: null first) or a logical type" },
+                    "default": { "type": "null", "description": "nullable columns only" },
+                }))),
             })),
             "Workspaces": object(&["workspaces"], json!({ "workspaces": list_of(object(&["name", "team"], json!({
                 "name": ws, "team": team }))) })),
