@@ -1,6 +1,6 @@
 # The two commands a newcomer needs: `make demo` (the main job) and `make test` (the whole test suite).
 
-.PHONY: demo test bench bench-apply bench-check bench-connect bench-merge stack-up stack-down
+.PHONY: demo test bench bench-apply bench-check bench-connect bench-merge bench-serve stack-up stack-down
 
 POSTGRES_KINDS = --target postgres_schema --target postgres_table --target postgres_view \
                  --target postgres_role --target postgres_grant
@@ -55,3 +55,7 @@ bench-merge: stack-up
 # `ds check` between two git revisions of the 10,000-dataset model (docs/benchmarks.md).
 bench-check:
 	scripts/bench-check
+
+# `ds serve` start-up, lookup latency and throughput on the 10,000-dataset model (docs/benchmarks.md).
+bench-serve:
+	scripts/bench-serve

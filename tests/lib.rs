@@ -545,3 +545,42 @@ impl Postgres {
         }
     }
 }
+
+/// The stack's S3 server (MinIO, `scripts/stack up`): its endpoint, region and keys.
+pub struct S3 {
+    /// `http://127.0.0.1:9000`.
+    pub endpoint: String,
+    /// `us-east-1`.
+    pub region: String,
+    /// The access key (also `OBJECT_STORE_USER`).
+    pub access_key: String,
+    /// The secret key (also `OBJECT_STORE_PASSWORD`).
+    pub secret_key: String,
+}
+
+/// The stack's S3 server, or `None` (after saying so) when it is not running and `CI` is not set.
+pub fn s3() -> Option<&'static S3> {
+    static S3: OnceLock<Option<S3>> = OnceLock::new();
+    let s3 = S3.get_or_init(|| {
+        let vars = stack_env();
+        let get = |k: &str| vars.get(k).cloned();
+        let s3 = S3 {
+            endpoint: get("DS_STACK_S3_ENDPOINT")?,
+            region: get("DS_STACK_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+            access_key: get("DS_STACK_S3_ACCESS_KEY")?,
+            secret_key: get("DS_STACK_S3_SECRET_KEY")?,
+        };
+        let host = s3.endpoint.split_once("://")?.1.trim_end_matches('/');
+        let address: std::net::SocketAddr = host.parse().ok()?;
+        std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2)).ok()?;
+        Some(s3)
+    });
+    if s3.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the S3 server is not running: start it with `scripts/stack up` (CI is set: this test fails rather than skips)"
+        );
+        eprintln!("skipping: the S3 server is not running (`scripts/stack up` starts it)");
+    }
+    s3.as_ref()
+}

@@ -46,6 +46,7 @@ codes! {
     DUPLICATE_ATTRIBUTE = "DS0106", Error, rule 1, "an attribute, object key or single block written twice";
     INVALID_VALUE = "DS0107", Error, rule 1, "a value outside the allowed set";
     ECOSYSTEM_COUNT = "DS0108", Error, rule 1, "the model does not have exactly one ecosystem";
+    INVALID_POLICY = "DS0109", Error, rule 1, "a bucket policy that is not a JSON object";
 
     INVALID_NAME = "DS0201", Error, rule 2, "a name that is not an identifier";
     RESERVED_NAME = "DS0202", Error, rule 2, "a name that is a reserved SQL key word";

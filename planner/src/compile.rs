@@ -460,19 +460,24 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                b.add(
-                    "s3_bucket",
-                    &bucket.name.value,
-                    json!({
-                        "endpoint": text(&store.endpoint),
-                        "region": store.region.as_ref().map_or("us-east-1", |r| r.value.as_str()),
-                        "name": bucket.name.value,
-                        "versioning": bucket.versioning,
-                        "expire_after_days": bucket.expire_after_days,
-                        "tags": tags,
-                    }),
-                    vec![],
-                );
+                let mut attributes = json!({
+                    "endpoint": text(&store.endpoint),
+                    "region": store.region.as_ref().map_or("us-east-1", |r| r.value.as_str()),
+                    "credential": text(&store.credential),
+                    "name": bucket.name.value,
+                    "versioning": bucket.versioning,
+                    "expire_after_days": bucket.expire_after_days,
+                    "tags": tags,
+                });
+                // Parsed, so that it compares as JSON rather than as text (validation checked it parses).
+                if let Some(policy) = bucket
+                    .policy
+                    .as_ref()
+                    .and_then(|p| serde_json::from_str::<Value>(&p.value).ok())
+                {
+                    attributes["policy"] = policy;
+                }
+                b.add("s3_bucket", &bucket.name.value, attributes, vec![]);
             }
         }
     }

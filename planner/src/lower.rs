@@ -1195,7 +1195,7 @@ impl<'a> Cx<'a> {
             &block.body,
             what.clone(),
             self.header(block),
-            &["versioning", "lifecycle", "tags"],
+            &["versioning", "lifecycle", "tags", "policy"],
             &[],
         );
         let versioning = self.optional_bool(&fields, "versioning");
@@ -1229,11 +1229,13 @@ impl<'a> Cx<'a> {
             .into_iter()
             .map(|(k, v)| (k.value, v.value))
             .collect();
+        let policy = self.optional_string(&fields, "policy");
         Some(Bucket {
             name,
             versioning,
             expire_after_days,
             tags,
+            policy,
         })
     }
 

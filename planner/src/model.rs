@@ -218,6 +218,8 @@ pub struct Bucket {
     pub expire_after_days: Option<u32>,
     /// Tags.
     pub tags: Vec<(String, String)>,
+    /// The bucket policy: a JSON document as written (checked to be a JSON object by validation).
+    pub policy: Option<Spanned<String>>,
 }
 
 /// Where credentials come from.

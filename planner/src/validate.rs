@@ -259,6 +259,26 @@ impl<'m> Validator<'m, '_> {
         self.push(d);
     }
 
+    /// A bucket's `policy` must be a JSON object (it is compiled as parsed JSON).
+    fn bucket_policy(&mut self, bucket: &Bucket) {
+        let Some(policy) = &bucket.policy else {
+            return;
+        };
+        let problem = match serde_json::from_str::<serde_json::Value>(&policy.value) {
+            Ok(serde_json::Value::Object(_)) => return,
+            Ok(_) => "is JSON but not an object".to_string(),
+            Err(e) => format!("is not valid JSON: {e}"),
+        };
+        self.error(
+            &codes::INVALID_POLICY,
+            policy.span.clone(),
+            format!("the `policy` of bucket `{}` {problem}", bucket.name.value),
+            Some(
+                "write the policy as one JSON object, `{ \"Version\": \"2012-10-17\", \"Statement\": [...] }`; a heredoc (`policy = <<EOT` ... `EOT`) keeps it readable".into(),
+            ),
+        );
+    }
+
     // ---- rule 1 ----
 
     fn ecosystem(&mut self) {
@@ -529,6 +549,9 @@ impl<'m> Validator<'m, '_> {
                     "bucket",
                     &format!("in platform `{}`", platform.name.value),
                 );
+                for bucket in &store.buckets {
+                    self.bucket_policy(bucket);
+                }
             }
         }
     }

@@ -553,14 +553,6 @@ fn apply_asks_and_without_a_terminal_refuses_unless_auto_approved() {
         case.sql("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'zero_%'"),
         "0"
     );
-    // Kinds no provider can apply yet are named, with what to do.
-    let out = ds(&case, &["apply", "--auto-approve"], &pg.password);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("no provider can apply `s3_bucket`"),
-        "{}",
-        text(&out)
-    );
 }
 
 #[test]

@@ -6,5 +6,6 @@ mod cli;
 mod connect;
 mod merge;
 mod plan;
+mod s3;
 mod serve;
 mod validate;
