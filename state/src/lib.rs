@@ -15,6 +15,7 @@ mod format;
 mod local;
 mod lock;
 mod postgres;
+mod s3;
 
 pub use backend::Backend;
 pub use error::{Stale, StateError};
@@ -22,3 +23,4 @@ pub use format::{FORMAT_VERSION, ModelInfo, ResourceState, State, parse, to_byte
 pub use local::LocalBackend;
 pub use lock::{DEFAULT_LEASE, Lease, LockGuard, LockInfo, LockRequest};
 pub use postgres::{PostgresBackend, PostgresTarget};
+pub use s3::{S3Backend, S3Target, client_config as s3_client_config};

@@ -8,4 +8,5 @@ mod merge;
 mod plan;
 mod s3;
 mod serve;
+mod state_s3;
 mod validate;

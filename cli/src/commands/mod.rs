@@ -55,7 +55,8 @@ pub(crate) type StateBackend = Box<dyn ::state::Backend>;
 
 /// The state backend: `--state FILE`, else the first platform (by name) with a `state` setting, else the
 /// local default `.ds/state.json`, paths relative to the model directory. The `postgres` backend keeps the
-/// state in the platform's merge database, named after the platform.
+/// state in the platform's merge database, named after the platform; the `s3` backend keeps it as the
+/// object `key` of `bucket` on the platform's object store (with its credential).
 pub(crate) fn backend(
     dir: &Path,
     model: Option<&Model>,
@@ -118,6 +119,51 @@ pub(crate) fn backend(
                 name: platform.name.value.clone(),
             };
             Ok(Box::new(::state::PostgresBackend::connect(target)?))
+        }
+        "s3" => {
+            let Some(store) = &platform.object_store else {
+                bail!(
+                    "platform `{}` keeps state in s3 but has no object_store",
+                    platform.name.value
+                );
+            };
+            let text = |v: &Option<planner::model::Spanned<String>>| {
+                v.as_ref()
+                    .map(|v| v.value.clone())
+                    .filter(|v| !v.is_empty())
+            };
+            let (Some(bucket), Some(key)) = (text(&setting.bucket), text(&setting.key)) else {
+                bail!(
+                    "platform `{}` keeps state in s3 but its `state` setting lacks a `bucket` or a `key`",
+                    platform.name.value
+                );
+            };
+            let Some(endpoint) = text(&store.endpoint) else {
+                bail!(
+                    "platform `{}` keeps state in s3 but its object_store has no endpoint",
+                    platform.name.value
+                );
+            };
+            let credential_name = text(&store.credential).unwrap_or_default();
+            let credential = providers::live::Credentials::resolve(
+                &crate::credentials::source(model.expect("a platform comes from a model"), dir),
+                &credential_name,
+            )
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "the state of platform `{}` is in its object store: {why}",
+                    platform.name.value
+                )
+            })?;
+            let target = ::state::S3Target {
+                endpoint,
+                region: text(&store.region).unwrap_or_else(|| "us-east-1".into()),
+                access_key: credential.user,
+                secret_key: credential.password.expose().to_string(),
+                bucket,
+                key,
+            };
+            Ok(Box::new(::state::S3Backend::connect(target)?))
         }
         other => bail!(
             "platform `{}` keeps state in the `{other}` backend, which this ds cannot use yet: pass `--state FILE` to use a local state file",

@@ -4,10 +4,8 @@
 //! that holds any object, object version or delete marker.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
@@ -31,21 +29,9 @@ pub struct BucketLive;
 /// An S3 client for `endpoint`: path-style addressing, static keys, the SDK's standard retries (three
 /// attempts, for throttling, 5xx and connection errors), a 5 s connect and a 60 s operation timeout.
 pub fn client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(region.to_string()))
-        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "ds"))
-        .force_path_style(true)
-        .timeout_config(
-            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(3))
-        .build();
-    Client::from_conf(config)
+    Client::from_conf(state::s3_client_config(
+        endpoint, region, access_key, secret_key,
+    ))
 }
 
 /// One bucket, as an apply or read reaches it.
