@@ -156,6 +156,20 @@ it is: the next plan shows only how it really differs from the model, instead of
     /// Move data now: `ds merge run DATA_PLATFORM STORE` runs one batch of an ingestion stream
     #[command(subcommand)]
     Merge(commands::merge::MergeCommand),
+    /// Recreate a store's merge tables from its data platform's batch archive alone
+    #[command(
+        long_about = "Recreate the merge tables of STORE on DATA_PLATFORM from the data platform's \
+archive_bucket alone: every archived batch's manifest is read and its rows checked against the manifest's row \
+count and SHA-256, then, in one transaction, the merge tables are truncated and every batch is replayed in \
+order through the same merge as `ds merge run`. Reports how many batches and rows it replayed.\n\n\
+Exit codes: 0 rebuilt; 1 it failed (the merge tables are as they were)."
+    )]
+    Rebuild {
+        /// The data platform (it must have an archive_bucket)
+        data_platform: String,
+        /// The datastore
+        store: String,
+    },
     /// Keep data flowing: `ds scheduler run [--once]` runs the jobs as their triggers say
     #[command(subcommand)]
     Scheduler(commands::scheduler::SchedulerCommand),
@@ -207,6 +221,10 @@ fn main() -> ExitCode {
         Command::Graph { format } => commands::graph::run(dir, format == GraphFormat::Mermaid),
         Command::State(command) => commands::state::run(dir, &command),
         Command::Merge(command) => commands::merge::run(dir, &command),
+        Command::Rebuild {
+            data_platform,
+            store,
+        } => commands::merge::rebuild(dir, &data_platform, &store),
         Command::Scheduler(command) => commands::scheduler::run(dir, &command),
         Command::Status => commands::scheduler::status(dir),
         Command::Serve(args) => serve::run(dir, &args),

@@ -613,6 +613,16 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             }
             _ => Value::Null,
         };
+        // An archiving data platform: where its committed batches go (the platform's object store).
+        let archive = match (&dp.archive_bucket, &platform.object_store) {
+            (Some(bucket), Some(store)) => json!({
+                "endpoint": text(&store.endpoint),
+                "region": store.region.as_ref().map_or("us-east-1", |r| r.value.as_str()),
+                "credential": text(&store.credential),
+                "bucket": bucket.value,
+            }),
+            _ => Value::Null,
+        };
         let job_attributes = |datasets: Vec<&str>| {
             // The stream's key in the control tables (as the history views join them): the store, or
             // store and dataset for a store captured one dataset at a time.
@@ -649,6 +659,7 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
                 })),
                 "watermark": capture.map_or(Value::Null, |c| text(&c.watermark)),
                 "kafka": kafka.clone(),
+                "archive": archive.clone(),
             });
             drop_nulls(&mut attributes);
             attributes
@@ -783,6 +794,8 @@ fn control_tables(b: &mut Builder, schema: &str, schema_address: &str) {
         "error text",
         // sql_watermark: the highest watermark value this batch read up to (as text).
         "high_watermark text",
+        // Data platforms with an `archive_bucket`: when the batch's staged rows reached the bucket.
+        "archived_at timestamptz",
     ];
     b.add(
         "postgres_table",

@@ -1,6 +1,7 @@
 //! The integration suite: one binary, one module per feature.
 
 mod apply;
+mod archive;
 mod check;
 mod cli;
 mod connect;

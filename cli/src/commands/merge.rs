@@ -81,6 +81,49 @@ pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
         ))
         .with_context(|| format!("batch of {dp}.{store} failed; the batch was not committed (run it again after the fix)"))?;
     println!("{}", describe(&report));
+    match &report.archive {
+        Some(Ok(n)) if *n > 0 => eprintln!("{}: archived {n} batch(es)", report.stream),
+        Some(Err(e)) => eprintln!(
+            "warning: {}: the batch is committed but not archived (the next run archives it): {e}",
+            report.stream
+        ),
+        _ => {}
+    }
+    Ok(EXIT_OK)
+}
+
+/// `ds rebuild DATA_PLATFORM STORE`: the store's merge tables recreated from the archive alone.
+pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::Result<u8> {
+    let loaded = super::load_valid(dir)?;
+    let graph = planner::compile::compile(&loaded.model)?;
+    let (dp, store) = (
+        data_platform.to_ascii_lowercase(),
+        store.to_ascii_lowercase(),
+    );
+    let whole = format!("scheduler_job.{dp}.{store}");
+    let single = format!("{whole}__");
+    let jobs: Vec<_> = graph
+        .resources()
+        .filter(|r| r.kind.name() == "scheduler_job")
+        .filter(|r| r.address == whole || r.address.starts_with(&single))
+        .collect();
+    if jobs.is_empty() {
+        bail!("no ingestion stream `{dp}.{store}`");
+    }
+    let credentials = crate::credentials::source(&loaded.model, dir);
+    let ctx = providers::live::Ctx::new(Arc::new(credentials));
+    let runtime = super::runtime()?;
+    for job in jobs {
+        let rebuilt = runtime
+            .block_on(providers::scheduler::archive::rebuild(&ctx, &job.attributes))
+            .with_context(|| {
+                format!("rebuilding {dp}.{store} failed; the merge tables were not changed")
+            })?;
+        println!(
+            "{}: replayed {} batches, {} rows",
+            rebuilt.stream, rebuilt.batches, rebuilt.rows
+        );
+    }
     Ok(EXIT_OK)
 }
 

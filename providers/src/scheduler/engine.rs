@@ -75,6 +75,9 @@ pub struct Report {
     pub merge: Duration,
     /// How long it took.
     pub elapsed: Duration,
+    /// An archiving data platform: how many committed batches this run archived, or why archiving failed
+    /// (the batch stays committed; the next run archives it).
+    pub archive: Option<Result<u32, String>>,
 }
 
 impl Report {
@@ -92,19 +95,20 @@ impl Report {
             ingest: Duration::ZERO,
             merge: Duration::ZERO,
             elapsed: Duration::ZERO,
+            archive: None,
         }
     }
 }
 
 /// One dataset of a stream, from the job's `tables`.
 #[derive(Debug, Clone)]
-struct Dataset {
-    name: String,
+pub(super) struct Dataset {
+    pub(super) name: String,
     source: Option<String>,
-    columns: Vec<String>,
+    pub(super) columns: Vec<String>,
     key: Vec<String>,
-    staging: String,
-    merge: String,
+    pub(super) staging: String,
+    pub(super) merge: String,
     landing: Option<String>,
     /// A transformer's SQL, whose result is this dataset's snapshot (instead of a source table).
     query: Option<String>,
@@ -112,14 +116,14 @@ struct Dataset {
 
 /// A stream, from a `scheduler_job`'s attributes.
 #[derive(Debug, Clone)]
-struct Stream {
-    label: String,
-    schema: String,
-    stream: String,
-    forensic: bool,
+pub(super) struct Stream {
+    pub(super) label: String,
+    pub(super) schema: String,
+    pub(super) stream: String,
+    pub(super) forensic: bool,
     capture: String,
-    keep: i64,
-    merge: Target,
+    pub(super) keep: i64,
+    pub(super) merge: Target,
     source: Option<Target>,
     /// The source is MySQL or MariaDB (read through sqlx), not Postgres.
     mysql: bool,
@@ -127,11 +131,15 @@ struct Stream {
     kafka: Option<(String, Vec<(String, String)>)>,
     /// sql_watermark: the column every dataset is read above.
     watermark: Option<String>,
-    datasets: Vec<Dataset>,
+    pub(super) datasets: Vec<Dataset>,
+    /// The store (the archive's paths name it).
+    pub(super) store: String,
+    /// The data platform's archive (`super::archive`), when it has an `archive_bucket`.
+    pub(super) archive: Option<super::archive::Archive>,
 }
 
 impl Stream {
-    fn of(job: &Value, only: Option<&str>) -> Result<Stream, String> {
+    pub(super) fn of(job: &Value, only: Option<&str>) -> Result<Stream, String> {
         let text = |key: &str| {
             job.get(key)
                 .and_then(Value::as_str)
@@ -232,6 +240,14 @@ impl Stream {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             datasets,
+            store: job
+                .get("store")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            archive: job
+                .get("archive")
+                .and_then(|a| serde_json::from_value(a.clone()).ok()),
         })
     }
 
@@ -244,14 +260,14 @@ impl Stream {
         }
     }
 
-    fn error(&self, message: impl Into<String>) -> EngineError {
+    pub(super) fn error(&self, message: impl Into<String>) -> EngineError {
         EngineError {
             stream: self.label.clone(),
             message: message.into(),
         }
     }
 
-    fn table(&self, name: &str) -> String {
+    pub(super) fn table(&self, name: &str) -> String {
         format!("{}.{}", ident(&self.schema), ident(name))
     }
 
@@ -508,7 +524,12 @@ async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
             stream.error("another run is working on this stream; try again when it is done")
         );
     }
-    let result = batch(ctx, stream, &address).await;
+    let mut result = batch(ctx, stream, &address).await;
+    // Every committed batch not archived yet (this one, and any a failed archive left) goes to the
+    // archive; a failure leaves them committed, for the next run.
+    if let (Ok(report), Some(archive)) = (&mut result, &stream.archive) {
+        report.archive = Some(super::archive::archive_pending(ctx, stream, archive, &address).await);
+    }
     let _ = lock
         .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
         .await;
@@ -675,6 +696,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         ingest,
         merge,
         elapsed: Duration::ZERO,
+        archive: None,
     })
 }
 
@@ -983,12 +1005,24 @@ async fn merge_and_commit(
     if stream.keep >= 0 {
         let oldest_kept = batch as i64 - stream.keep;
         for dataset in &stream.datasets {
+            // An archiving platform keeps a batch's staged rows until they are in the archive.
+            let archived = if stream.archive.is_some() {
+                format!(
+                    " AND ds_surf_batch_id IN (SELECT batch_id FROM {metrics} WHERE stream = $2 \
+                     AND archived_at IS NOT NULL)"
+                )
+            } else {
+                " AND $2::text IS NOT NULL".to_string()
+            };
             tx.execute(
                 &format!(
-                    "DELETE FROM {} WHERE ds_surf_batch_id <= $1",
+                    "DELETE FROM {} WHERE ds_surf_batch_id <= $1{archived}",
                     stream.table(&dataset.staging)
                 ),
-                &[&(oldest_kept.clamp(i32::MIN as i64, i32::MAX as i64) as i32)],
+                &[
+                    &(oldest_kept.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
+                    &stream.stream,
+                ],
             )
             .await
             .map_err(|e| stream.error(pg(&e)))?;
@@ -1022,7 +1056,7 @@ fn staged(stream: &Stream, dataset: &Dataset, batch: i32) -> String {
 
 /// Live (SCD1) merge: update changed keys, delete keys not staged (a snapshot) or staged as deleted (change
 /// events), insert new keys. Returns the statements in the order updated, deleted, inserted.
-fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+pub(super) fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
     let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);
@@ -1067,7 +1101,7 @@ fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
 /// staged as deleted (change events) (`ds_surf_batch_out = B - 1`), then insert a live version (`B`, [`LIVE`]) for every staged key without
 /// one: new keys, changed keys and keys deleted earlier and back now. Returns the statements in the order
 /// close changed, close deleted, insert.
-fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+pub(super) fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
     let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);

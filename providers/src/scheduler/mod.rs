@@ -3,6 +3,7 @@
 //! attributes); every attribute changes in place. `engine` runs one batch of a stream; `runtime` is what
 //! `ds scheduler run` does: it claims due jobs with row leases and runs them.
 
+pub mod archive;
 pub mod engine;
 pub mod kafka;
 pub mod live;
