@@ -78,7 +78,9 @@ impl Case {
                 // Staging keeps one batch: the older ones are in the archive only.
                 .replace(
                     "staging_batches_to_keep = 5\n    archive_bucket          = \"ds-archive\"",
-                    &format!("staging_batches_to_keep = 1\n    archive_bucket          = \"{bucket}\""),
+                    &format!(
+                        "staging_batches_to_keep = 1\n    archive_bucket          = \"{bucket}\""
+                    ),
                 )
                 .replace("http://127.0.0.1:9000", &s3.endpoint)
         });
@@ -226,18 +228,35 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     // Batch 2 (its archive fails: no key for the object store): an update and a delete.
     case.source_is(&[("1", "william"), ("2", "laura")]);
     let (out, err) = case.batch(false);
-    assert!(out.ends_with("2 staged, 0 inserted, 1 updated, 1 deleted"), "{out}");
+    assert!(
+        out.ends_with("2 staged, 0 inserted, 1 updated, 1 deleted"),
+        "{out}"
+    );
     assert!(err.contains("committed but not archived"), "{err}");
-    assert!(case.object("zero_forensic/product_db/products/batch=2/manifest.json").is_none());
+    assert!(
+        case.object("zero_forensic/product_db/products/batch=2/manifest.json")
+            .is_none()
+    );
     // Batch 3 archives batch 2 too: a key back, a new one, an update.
-    case.source_is(&[("1", "william"), ("2", "laura2"), ("3", "mary"), ("4", "zoe")]);
+    case.source_is(&[
+        ("1", "william"),
+        ("2", "laura2"),
+        ("3", "mary"),
+        ("4", "zoe"),
+    ]);
     let (out, err) = case.batch(true);
-    assert!(out.ends_with("4 staged, 2 inserted, 1 updated, 0 deleted"), "{out}");
+    assert!(
+        out.ends_with("4 staged, 2 inserted, 1 updated, 0 deleted"),
+        "{out}"
+    );
     assert!(err.contains("archived 2 batch"), "{err}");
     // Batch 4: everything but one key deleted.
     case.source_is(&[("4", "zoe")]);
     let (out, err) = case.batch(true);
-    assert!(out.ends_with("1 staged, 0 inserted, 0 updated, 3 deleted"), "{out}");
+    assert!(
+        out.ends_with("1 staged, 0 inserted, 0 updated, 3 deleted"),
+        "{out}"
+    );
     assert!(err.contains("archived 1 batch"), "{err}");
 
     // Every batch archived, with its row count and checksum; staging keeps the last batch only.
@@ -288,7 +307,10 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     // A batch that continues after the rebuild merges onto it as before.
     case.source_is(&[("4", "zoe"), ("5", "ann")]);
     let (out, _) = case.batch(true);
-    assert!(out.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"), "{out}");
+    assert!(
+        out.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
+        "{out}"
+    );
 
     // An archive that does not match its manifest is refused; the merge table stays as it was.
     let before = case.merge.sql(MERGE_ROWS);

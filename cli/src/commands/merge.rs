@@ -115,7 +115,10 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
     let runtime = super::runtime()?;
     for job in jobs {
         let rebuilt = runtime
-            .block_on(providers::scheduler::archive::rebuild(&ctx, &job.attributes))
+            .block_on(providers::scheduler::archive::rebuild(
+                &ctx,
+                &job.attributes,
+            ))
             .with_context(|| {
                 format!("rebuilding {dp}.{store} failed; the merge tables were not changed")
             })?;

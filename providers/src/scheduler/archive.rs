@@ -168,13 +168,15 @@ pub(super) async fn archive_pending(
                 )
             })?;
             let body = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-            put(format!("{dir}manifest.json"), body).await.map_err(|e| {
-                format!(
-                    "writing s3://{}/{dir}manifest.json: {}",
-                    archive.bucket,
-                    DisplayErrorContext(&e)
-                )
-            })?;
+            put(format!("{dir}manifest.json"), body)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "writing s3://{}/{dir}manifest.json: {}",
+                        archive.bucket,
+                        DisplayErrorContext(&e)
+                    )
+                })?;
         }
         db.execute(
             &format!(
@@ -221,7 +223,12 @@ async fn manifests(
             .set_continuation_token(token)
             .send()
             .await
-            .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "listing s3://{bucket}/{prefix}: {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
         for object in out.contents() {
             let Some(key) = object.key() else { continue };
             let Some(dir) = key.strip_suffix("/manifest.json") else {
@@ -312,7 +319,9 @@ pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
         .map_err(|e| stream.error(pg(&e)))?
         .get(0);
     if !locked {
-        return Err(stream.error("another run is working on this stream; try again when it is done"));
+        return Err(
+            stream.error("another run is working on this stream; try again when it is done")
+        );
     }
     let result = async {
         let tx = db.transaction().await.map_err(|e| stream.error(pg(&e)))?;

@@ -528,7 +528,8 @@ async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
     // Every committed batch not archived yet (this one, and any a failed archive left) goes to the
     // archive; a failure leaves them committed, for the next run.
     if let (Ok(report), Some(archive)) = (&mut result, &stream.archive) {
-        report.archive = Some(super::archive::archive_pending(ctx, stream, archive, &address).await);
+        report.archive =
+            Some(super::archive::archive_pending(ctx, stream, archive, &address).await);
     }
     let _ = lock
         .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
