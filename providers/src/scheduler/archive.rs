@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::engine::{EngineError, Stream, forensic_sql, live_sql, pg};
+use super::engine::{EngineError, Stream, StreamLock, merge_sql, pg, prune_staging};
 use crate::live::Ctx;
 
 /// Where an archiving data platform's batches go: its object store and bucket (the job's `archive`).
@@ -307,24 +307,9 @@ pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
         }
     }
     let address = format!("scheduler_job.{}", stream.label);
-    let mut db = ctx
-        .postgres
-        .lease(ctx, &stream.merge, &address)
-        .await
-        .map_err(|e| stream.error(e.to_string()))?;
-    let lock_key = format!("ds:{}", stream.label);
-    let locked: bool = db
-        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock_key])
-        .await
-        .map_err(|e| stream.error(pg(&e)))?
-        .get(0);
-    if !locked {
-        return Err(
-            stream.error("another run is working on this stream; try again when it is done")
-        );
-    }
+    let mut lock = StreamLock::take(ctx, &stream, &address).await?;
     let result = async {
-        let tx = db.transaction().await.map_err(|e| stream.error(pg(&e)))?;
+        let tx = lock.conn.transaction().await.map_err(|e| stream.error(pg(&e)))?;
         for dataset in &stream.datasets {
             tx.batch_execute(&format!("TRUNCATE {}", stream.table(&dataset.merge)))
                 .await
@@ -351,39 +336,22 @@ pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
                 )
                 .await
                 .map_err(|e| at(format!("loading the archived rows: {}", pg(&e))))?;
-                let statements = if stream.forensic {
-                    forensic_sql(&stream, dataset, *batch)
-                } else {
-                    live_sql(&stream, dataset, *batch)
-                };
-                for statement in &statements {
+                for statement in &merge_sql(&stream, dataset, *batch) {
                     tx.execute(statement.as_str(), &[])
                         .await
                         .map_err(|e| at(format!("merging: {}", pg(&e))))?;
                 }
             }
         }
-        // Staging keeps the last `staging_batches_to_keep` batches, as after a commit.
-        if let (Some(last), true) = (batches.keys().next_back(), stream.keep >= 0) {
-            let oldest_kept = (*last as i64 - stream.keep).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-            for dataset in &stream.datasets {
-                tx.execute(
-                    &format!(
-                        "DELETE FROM {} WHERE ds_surf_batch_id <= $1",
-                        stream.table(&dataset.staging)
-                    ),
-                    &[&oldest_kept],
-                )
-                .await
-                .map_err(|e| stream.error(pg(&e)))?;
-            }
+        // Staging keeps the last `staging_batches_to_keep` batches, as after a commit (every replayed
+        // batch came from the archive).
+        if let Some(last) = batches.keys().next_back() {
+            prune_staging(&tx, &stream, *last, false).await?;
         }
         tx.commit().await.map_err(|e| stream.error(pg(&e)))
     }
     .await;
-    let _ = db
-        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
-        .await;
+    lock.release().await;
     result?;
     Ok(Rebuilt {
         stream: stream.label.clone(),

@@ -502,28 +502,53 @@ pub async fn run_transform(ctx: &Ctx, job: &Value) -> Result<Vec<Report>, Engine
     Ok(reports)
 }
 
+/// A stream's advisory lock, held on a connection of its own (`conn`) for a whole run; two runs of one stream
+/// never overlap (`ds merge run`, the scheduler, `ds rebuild`).
+pub(super) struct StreamLock {
+    pub(super) conn: crate::postgres::live::Lease,
+    key: String,
+}
+
+impl StreamLock {
+    /// Takes the lock of `stream`, or says another run holds it.
+    pub(super) async fn take(
+        ctx: &Ctx,
+        stream: &Stream,
+        address: &str,
+    ) -> Result<StreamLock, EngineError> {
+        let conn = ctx
+            .postgres
+            .lease(ctx, &stream.merge, address)
+            .await
+            .map_err(|e| stream.error(e.to_string()))?;
+        let key = format!("ds:{}", stream.label);
+        let locked: bool = conn
+            .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])
+            .await
+            .map_err(|e| stream.error(pg(&e)))?
+            .get(0);
+        if !locked {
+            return Err(
+                stream.error("another run is working on this stream; try again when it is done")
+            );
+        }
+        Ok(StreamLock { conn, key })
+    }
+
+    /// Lets the lock go (a connection that is dropped instead lets it go when it closes).
+    pub(super) async fn release(self) {
+        let _ = self
+            .conn
+            .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&self.key])
+            .await;
+    }
+}
+
 /// Runs one batch of `stream`, holding its lock.
 async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
     let started = Instant::now();
     let address = format!("scheduler_job.{}", stream.label);
-    let merge_db = |e: crate::live::ProviderError| stream.error(e.to_string());
-    // The stream's lock, on a connection of its own for the whole run.
-    let lock = ctx
-        .postgres
-        .lease(ctx, &stream.merge, &address)
-        .await
-        .map_err(merge_db)?;
-    let lock_key = format!("ds:{}", stream.label);
-    let locked: bool = lock
-        .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock_key])
-        .await
-        .map_err(|e| stream.error(pg(&e)))?
-        .get(0);
-    if !locked {
-        return Err(
-            stream.error("another run is working on this stream; try again when it is done")
-        );
-    }
+    let lock = StreamLock::take(ctx, stream, &address).await?;
     let mut result = batch(ctx, stream, &address).await;
     // Every committed batch not archived yet (this one, and any a failed archive left) goes to the
     // archive; a failure leaves them committed, for the next run.
@@ -531,9 +556,7 @@ async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
         report.archive =
             Some(super::archive::archive_pending(ctx, stream, archive, &address).await);
     }
-    let _ = lock
-        .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock_key])
-        .await;
+    lock.release().await;
     let mut report = result?;
     report.elapsed = started.elapsed();
     Ok(report)
@@ -972,11 +995,7 @@ async fn merge_and_commit(
         .map_err(|e| stream.error(pg(&e)))?;
     let (mut inserted, mut updated, mut deleted) = (0, 0, 0);
     for dataset in &stream.datasets {
-        let statements = if stream.forensic {
-            forensic_sql(stream, dataset, batch)
-        } else {
-            live_sql(stream, dataset, batch)
-        };
+        let statements = merge_sql(stream, dataset, batch);
         let mut counts = [0u64; 3];
         for (i, statement) in statements.iter().enumerate() {
             counts[i] = tx.execute(statement.as_str(), &[]).await.map_err(|e| {
@@ -1003,32 +1022,8 @@ async fn merge_and_commit(
     )
     .await
     .map_err(|e| stream.error(pg(&e)))?;
-    if stream.keep >= 0 {
-        let oldest_kept = batch as i64 - stream.keep;
-        for dataset in &stream.datasets {
-            // An archiving platform keeps a batch's staged rows until they are in the archive.
-            let archived = if stream.archive.is_some() {
-                format!(
-                    " AND ds_surf_batch_id IN (SELECT batch_id FROM {metrics} WHERE stream = $2 \
-                     AND archived_at IS NOT NULL)"
-                )
-            } else {
-                " AND $2::text IS NOT NULL".to_string()
-            };
-            tx.execute(
-                &format!(
-                    "DELETE FROM {} WHERE ds_surf_batch_id <= $1{archived}",
-                    stream.table(&dataset.staging)
-                ),
-                &[
-                    &(oldest_kept.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
-                    &stream.stream,
-                ],
-            )
-            .await
-            .map_err(|e| stream.error(pg(&e)))?;
-        }
-    }
+    // An archiving platform keeps a batch's staged rows until they are in the archive.
+    prune_staging(&tx, stream, batch, stream.archive.is_some()).await?;
     tx.commit().await.map_err(|e| stream.error(pg(&e)))?;
     // After a large change the merge tables' statistics are stale, for the next merge and for readers.
     if inserted + updated + deleted >= 10_000 {
@@ -1057,7 +1052,52 @@ fn staged(stream: &Stream, dataset: &Dataset, batch: i32) -> String {
 
 /// Live (SCD1) merge: update changed keys, delete keys not staged (a snapshot) or staged as deleted (change
 /// events), insert new keys. Returns the statements in the order updated, deleted, inserted.
-pub(super) fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+/// Staging keeps the last `staging_batches_to_keep` batches up to `newest` (-1: all); with `only_archived`,
+/// a batch not archived yet stays whatever its age.
+pub(super) async fn prune_staging(
+    tx: &tokio_postgres::Transaction<'_>,
+    stream: &Stream,
+    newest: i32,
+    only_archived: bool,
+) -> Result<(), EngineError> {
+    if stream.keep < 0 {
+        return Ok(());
+    }
+    let oldest_kept = (newest as i64 - stream.keep).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+    let archived = if only_archived {
+        format!(
+            " AND ds_surf_batch_id IN (SELECT batch_id FROM {} WHERE stream = '{}' \
+             AND archived_at IS NOT NULL)",
+            stream.table("ds_batch_metrics"),
+            stream.stream.replace('\'', "''")
+        )
+    } else {
+        String::new()
+    };
+    for dataset in &stream.datasets {
+        tx.execute(
+            &format!(
+                "DELETE FROM {} WHERE ds_surf_batch_id <= $1{archived}",
+                stream.table(&dataset.staging)
+            ),
+            &[&oldest_kept],
+        )
+        .await
+        .map_err(|e| stream.error(pg(&e)))?;
+    }
+    Ok(())
+}
+
+/// The three statements that merge `dataset`'s staged batch, live or forensic as the stream is.
+pub(super) fn merge_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+    if stream.forensic {
+        forensic_sql(stream, dataset, batch)
+    } else {
+        live_sql(stream, dataset, batch)
+    }
+}
+
+fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
     let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);
@@ -1102,7 +1142,7 @@ pub(super) fn live_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [Strin
 /// staged as deleted (change events) (`ds_surf_batch_out = B - 1`), then insert a live version (`B`, [`LIVE`]) for every staged key without
 /// one: new keys, changed keys and keys deleted earlier and back now. Returns the statements in the order
 /// close changed, close deleted, insert.
-pub(super) fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
+fn forensic_sql(stream: &Stream, dataset: &Dataset, batch: i32) -> [String; 3] {
     let upsert = UPSERT;
     let merge = stream.table(&dataset.merge);
     let staging = stream.table(&dataset.staging);
