@@ -23,4 +23,9 @@ pub use format::{FORMAT_VERSION, ModelInfo, ResourceState, State, parse, to_byte
 pub use local::LocalBackend;
 pub use lock::{DEFAULT_LEASE, Lease, LockGuard, LockInfo, LockRequest};
 pub use postgres::{PostgresBackend, PostgresTarget};
-pub use s3::{S3Backend, S3Target, client_config as s3_client_config};
+pub use s3::{S3Backend, S3Target};
+/// The S3 pieces the `s3_bucket` provider shares with the s3 backend: one client configuration, one way
+/// to name an endpoint and to say what a failed call means.
+pub mod s3_shared {
+    pub use crate::s3::{client_config, describe_error, error_code, redacted};
+}

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::backend::Backend;
@@ -87,39 +87,89 @@ where
     if let SdkError::ServiceError(s) = &e {
         let status = s.raw().status().as_u16();
         let code = s.err().code().unwrap_or("no error code");
-        let message = s.err().message().unwrap_or("no message");
-        return match (status, code) {
-            (412, _) | (409, "ConditionalRequestConflict") => Failure::Precondition,
+        match (status, code) {
+            (412, _) | (409, "ConditionalRequestConflict") => return Failure::Precondition,
             (501, _) | (_, "NotImplemented") => {
-                Failure::NotImplemented(format!("{call}: {code}: {message}"))
+                return Failure::NotImplemented(describe_error(call, &e).0);
             }
-            (404, "NoSuchKey") | (404, "NotFound") => Failure::NotFound,
-            _ => {
-                let hint = match code {
-                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-                        " (check the credential's access key and secret key)"
-                    }
-                    "NoSuchBucket" => " (create the bucket first)",
-                    "AccessDenied" => " (the access key may not do this)",
-                    _ => "",
-                };
-                Failure::Other(format!("{call}: {code}: {message}{hint}"))
+            (404, "NoSuchKey") | (404, "NotFound") => return Failure::NotFound,
+            (_, "NoSuchBucket") => {
+                return Failure::Other(format!(
+                    "{} (create the bucket first)",
+                    describe_error(call, &e).0
+                ));
             }
-        };
-    }
-    let what = match &e {
-        SdkError::DispatchFailure(d) if d.is_io() => {
-            "the endpoint does not answer (is the S3 server running?): "
+            _ => {}
         }
-        SdkError::DispatchFailure(d) if d.is_timeout() => "the endpoint did not answer in time: ",
-        SdkError::TimeoutError(_) => "no answer within the operation timeout: ",
-        _ => "",
-    };
-    Failure::Other(format!("{call}: {what}{}", DisplayErrorContext(&e)))
+    }
+    Failure::Other(describe_error(call, &e).0)
 }
 
-/// `scheme://host:port`, without any user information.
-fn redacted(endpoint: &str) -> String {
+/// One line for a failed S3 call `call` (`PutObject`), and whether trying again may help: the S3 error
+/// code and message (with what to check for a refused key), or that the endpoint does not answer. The
+/// SDK's messages never hold the secret key. Shared with the `s3_bucket` provider.
+pub fn describe_error<E>(call: &str, e: &SdkError<E>) -> (String, bool)
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match e {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            let code = s.err().code().unwrap_or("no error code");
+            let message = s.err().message().unwrap_or("no message");
+            let hint = match code {
+                "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                    " (check the credential's access key and secret key)"
+                }
+                "AccessDenied" => " (the access key may not do this)",
+                _ => "",
+            };
+            (
+                format!("{call}: {code}: {message}{hint}"),
+                status >= 500 || code == "SlowDown",
+            )
+        }
+        SdkError::DispatchFailure(d) => {
+            let what = if d.is_timeout() {
+                "the endpoint did not answer in time"
+            } else if d.is_io() {
+                "the endpoint does not answer (is the S3 server running?)"
+            } else {
+                "the request could not be sent"
+            };
+            (format!("{call}: {what}: {}", innermost(e)), true)
+        }
+        SdkError::TimeoutError(_) => (
+            format!("{call}: no answer within the operation timeout"),
+            true,
+        ),
+        SdkError::ResponseError(_) => (
+            format!("{call}: the response could not be read: {}", innermost(e)),
+            true,
+        ),
+        _ => (format!("{call}: {}", innermost(e)), false),
+    }
+}
+
+/// The S3 error code of a failed call (`NoSuchBucket`), if the server sent one.
+pub fn error_code<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(s) => s.err().code(),
+        _ => None,
+    }
+}
+
+/// The innermost cause of an error chain (a connection refused, say).
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// `scheme://host:port`, without any user information (shared with the `s3_bucket` provider).
+pub fn redacted(endpoint: &str) -> String {
     match endpoint.split_once("://") {
         Some((scheme, rest)) => {
             let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);

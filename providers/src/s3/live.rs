@@ -29,7 +29,7 @@ pub struct BucketLive;
 /// An S3 client for `endpoint`: path-style addressing, static keys, the SDK's standard retries (three
 /// attempts, for throttling, 5xx and connection errors), a 5 s connect and a 60 s operation timeout.
 pub fn client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) -> Client {
-    Client::from_conf(state::s3_client_config(
+    Client::from_conf(state::s3_shared::client_config(
         endpoint, region, access_key, secret_key,
     ))
 }
@@ -42,24 +42,7 @@ struct Target<'a> {
     client: Client,
 }
 
-/// The S3 error code of a failed call (`NoSuchBucket`), if the server sent one.
-fn code<E: ProvideErrorMetadata>(e: &SdkError<E>) -> Option<&str> {
-    match e {
-        SdkError::ServiceError(s) => s.err().code(),
-        _ => None,
-    }
-}
-
-/// `scheme://host:port`, without any user information.
-fn redacted(endpoint: &str) -> String {
-    match endpoint.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://{}", rest.trim_end_matches('/'))
-        }
-        None => endpoint.trim_end_matches('/').to_string(),
-    }
-}
+use state::s3_shared::{error_code as code, redacted};
 
 impl<'a> Target<'a> {
     fn of(
@@ -119,49 +102,12 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// One line for a failed S3 call `call` (`PutBucketPolicy`): the S3 error code and message, or that
-    /// the endpoint does not answer. The SDK's messages never hold the secret key.
+    /// One line for a failed S3 call `call` (`PutBucketPolicy`): `state::s3_shared::describe_error`.
     fn error<E>(&self, call: &str, e: SdkError<E>) -> ProviderError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let (message, transient) = match &e {
-            SdkError::ServiceError(s) => {
-                let status = s.raw().status().as_u16();
-                let code = s.err().code().unwrap_or("no error code");
-                let message = s.err().message().unwrap_or("no message");
-                let hint = match code {
-                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-                        " (check the credential's access key and secret key)"
-                    }
-                    "AccessDenied" => " (the access key may not do this)",
-                    _ => "",
-                };
-                (
-                    format!("{call}: {code}: {message}{hint}"),
-                    status >= 500 || code == "SlowDown",
-                )
-            }
-            SdkError::DispatchFailure(d) => {
-                let what = if d.is_timeout() {
-                    "the endpoint did not answer in time"
-                } else if d.is_io() {
-                    "the endpoint does not answer (is the S3 server running?)"
-                } else {
-                    "the request could not be sent"
-                };
-                (format!("{call}: {what}: {}", innermost(&e)), true)
-            }
-            SdkError::TimeoutError(_) => (
-                format!("{call}: no answer within the operation timeout"),
-                true,
-            ),
-            SdkError::ResponseError(_) => (
-                format!("{call}: the response could not be read: {}", innermost(&e)),
-                true,
-            ),
-            _ => (format!("{call}: {}", innermost(&e)), false),
-        };
+        let (message, transient) = state::s3_shared::describe_error(call, &e);
         self.fail(message, transient)
     }
 
@@ -469,15 +415,6 @@ impl<'a> Target<'a> {
         }
         Ok(())
     }
-}
-
-/// The innermost cause of an error chain (a connection refused, say).
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 impl Live for BucketLive {
