@@ -68,11 +68,6 @@ impl std::fmt::Display for Actor {
     }
 }
 
-/// `owner/name@branch` of a repo.
-fn repo_text(repo: &Repo) -> String {
-    format!("{}@{}", repo.repo.value, repo.branch.value)
-}
-
 /// Which rule a finding breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Rule {
@@ -178,7 +173,7 @@ pub fn judge(base: &Model, head: &Model, actor: Option<&Actor>) -> Verdict {
         verdict.changed.push(ChangedRegion {
             region: key.clone(),
             how,
-            owner: region.owner.map(repo_text),
+            owner: region.owner.map(Repo::to_string),
             side,
             span: region.span.clone(),
         });
@@ -197,15 +192,15 @@ pub fn judge(base: &Model, head: &Model, actor: Option<&Actor>) -> Verdict {
                     rule: Rule::Ownership,
                     object: object.clone(),
                     region: key.clone(),
-                    owner: region.owner.map(repo_text),
+                    owner: region.owner.map(Repo::to_string),
                     message: match (region.owner, &object == key) {
                         (Some(owner), true) => format!(
                             "{key} was {how} by {actor}, but it is owned by {}",
-                            repo_text(owner)
+                            owner
                         ),
                         (Some(owner), false) => format!(
                             "{object} (in {key}) was changed by {actor}, but {key} is owned by {}",
-                            repo_text(owner)
+                            owner
                         ),
                         (None, _) => {
                             format!("{key} was {how} by {actor}, but it has no owner declared")
@@ -214,7 +209,7 @@ pub fn judge(base: &Model, head: &Model, actor: Option<&Actor>) -> Verdict {
                     fix: match region.owner {
                         Some(owner) => format!(
                             "make this change from {} (its owner), or leave {key} unchanged here",
-                            repo_text(owner)
+                            owner
                         ),
                         None => "declare its owner first (a zone_declaration or team_declaration with owning_repo)"
                             .to_string(),
@@ -336,22 +331,14 @@ fn regions<'m>(model: &'m Model, base: &'m Model, head: &'m Model) -> BTreeMap<S
             },
         );
     }
-    let zone_owner = |m: &'m Model, zone: &str| {
-        m.ecosystems
-            .first()?
-            .zone_declarations
-            .iter()
-            .find(|d| d.name.value.eq_ignore_ascii_case(zone))?
-            .owning_repo
-            .as_ref()
-    };
     for zone in &model.zones {
         out.insert(
             format!("zone {}", zone.name.key()),
             Region {
                 fingerprint: fingerprint(zone),
-                owner: zone_owner(base, &zone.name.value)
-                    .or_else(|| zone_owner(head, &zone.name.value)),
+                owner: base
+                    .zone_owner(&zone.name.value)
+                    .or_else(|| head.zone_owner(&zone.name.value)),
                 span: zone.span.clone(),
                 objects: BTreeMap::new(),
             },
@@ -390,15 +377,7 @@ fn team_region(team: &Team) -> String {
 
 /// The repo that owns `team` according to `model`'s declarations.
 fn team_owner<'m>(model: &'m Model, team: &Team) -> Option<&'m Repo> {
-    model
-        .zones
-        .iter()
-        .find(|z| z.name.key() == team.zone.key())?
-        .team_declarations
-        .iter()
-        .find(|d| d.name.key() == team.name.key())?
-        .owning_repo
-        .as_ref()
+    model.team_owner(&team.zone.value, &team.name.value)
 }
 
 /// A value's content without its places: a hash of its `Debug` form with spans hidden (file ids and offsets
@@ -471,7 +450,7 @@ fn compatibility(base: &Model, head: &Model, findings: &mut Vec<Finding>) {
                 region: team_region(team),
                 owner: team_owner(base, team)
                     .or_else(|| team_owner(head, team))
-                    .map(repo_text),
+                    .map(Repo::to_string),
                 message,
                 fix: fix.to_string(),
                 side,
@@ -659,7 +638,7 @@ fn consumers(base: &Model, head: &Model, findings: &mut Vec<Finding>) {
                     region: team_region(team),
                     owner: team_owner(base, team)
                         .or_else(|| team_owner(head, team))
-                        .map(repo_text),
+                        .map(Repo::to_string),
                     message: format!(
                         "workspace {workspace} still consumes {}.{}, which this change removes",
                         at.store.name.value, dataset.name.value

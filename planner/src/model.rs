@@ -54,6 +54,31 @@ pub struct Model {
     pub teams: Vec<Team>,
 }
 
+impl Model {
+    /// The repo that owns zone `zone`: its `zone_declaration`'s, in the (first) ecosystem.
+    pub fn zone_owner(&self, zone: &str) -> Option<&Repo> {
+        self.ecosystems
+            .first()?
+            .zone_declarations
+            .iter()
+            .find(|d| d.name.value.eq_ignore_ascii_case(zone))?
+            .owning_repo
+            .as_ref()
+    }
+
+    /// The repo that owns team `team` of zone `zone`: its `team_declaration`'s in the zone block.
+    pub fn team_owner(&self, zone: &str, team: &str) -> Option<&Repo> {
+        self.zones
+            .iter()
+            .find(|z| z.name.value.eq_ignore_ascii_case(zone))?
+            .team_declarations
+            .iter()
+            .find(|d| d.name.value.eq_ignore_ascii_case(team))?
+            .owning_repo
+            .as_ref()
+    }
+}
+
 /// A `documentation` block.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Documentation {
@@ -74,6 +99,13 @@ pub struct Repo {
     pub branch: Spanned<String>,
     /// The whole `owning_repo` value.
     pub span: Span,
+}
+
+impl std::fmt::Display for Repo {
+    /// `owner/name@branch`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.repo.value, self.branch.value)
+    }
 }
 
 /// The `ecosystem` block.

@@ -63,14 +63,7 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
             .iter()
             .filter(|t| t.zone.key() == zone.name.key())
             .collect();
-        let owner = eco
-            .and_then(|e| {
-                e.zone_declarations
-                    .iter()
-                    .find(|d| d.name.key() == zone.name.key())
-            })
-            .and_then(|d| d.owning_repo.as_ref())
-            .map(|r| format!("{}@{}", r.repo.value, r.branch.value));
+        let owner = model.zone_owner(&zone.name.value).map(|r| r.to_string());
         let policies = |list: &[planner::model::Policy]| -> Vec<Value> {
             list.iter()
                 .map(|p| {
@@ -89,7 +82,7 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
             "teams": teams.iter().map(|t| t.name.value.clone()).collect::<Vec<_>>(),
             "team_declarations": zone.team_declarations.iter().map(|d| json!({
                 "name": d.name.value,
-                "owning_repo": d.owning_repo.as_ref().map(|r| format!("{}@{}", r.repo.value, r.branch.value)),
+                "owning_repo": d.owning_repo.as_ref().map(|r| r.to_string()),
             })).collect::<Vec<_>>(),
             "policies": {
                 "classification": policies(&zone.classification_policies),
@@ -110,16 +103,8 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
     let mut team_list = Vec::new();
     for team in &model.teams {
         let owner = model
-            .zones
-            .iter()
-            .find(|z| z.name.key() == team.zone.key())
-            .and_then(|z| {
-                z.team_declarations
-                    .iter()
-                    .find(|d| d.name.key() == team.name.key())
-            })
-            .and_then(|d| d.owning_repo.as_ref())
-            .map(|r| format!("{}@{}", r.repo.value, r.branch.value));
+            .team_owner(&team.zone.value, &team.name.value)
+            .map(|r| r.to_string());
         let detail = json!({
             "zone": team.zone.value,
             "name": team.name.value,
@@ -298,7 +283,7 @@ pub(crate) fn build(model: &Model, hash: String, revision: Option<String>) -> Ca
 
     let summary = json!({
         "name": eco.map(|e| e.name.value.clone()),
-        "owning_repo": eco.and_then(|e| e.owning_repo.as_ref()).map(|r| format!("{}@{}", r.repo.value, r.branch.value)),
+        "owning_repo": eco.and_then(|e| e.owning_repo.as_ref()).map(|r| r.to_string()),
         "documentation": eco.map_or(Value::Null, |e| doc(&e.documentation)),
         "zones": model.zones.len(),
         "teams": model.teams.len(),
