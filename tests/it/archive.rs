@@ -57,7 +57,9 @@ impl Drop for Case {
 }
 
 impl Case {
-    fn new(pg: &'static Postgres, s3: &'static S3, short: &str) -> Case {
+    /// A case whose forensic data platform archives to its bucket from the start, or (`archive` false)
+    /// only after `enable_archive`.
+    fn new(pg: &'static Postgres, s3: &'static S3, short: &str, archive: bool) -> Case {
         let tag = format!("{short}{}", std::process::id());
         let bucket = format!("ds-test-{short}-{}", std::process::id());
         let merge = pg.database(&format!("{tag}m"));
@@ -79,14 +81,15 @@ impl Case {
                 .replace(
                     "staging_batches_to_keep = 5\n    archive_bucket          = \"ds-archive\"",
                     &format!(
-                        "staging_batches_to_keep = 1\n    archive_bucket          = \"{bucket}\""
+                        "staging_batches_to_keep = 1\n    {}archive_bucket          = \"{bucket}\"",
+                        if archive { "" } else { "# " }
                     ),
                 )
                 .replace("http://127.0.0.1:9000", &s3.endpoint)
         });
         let ecosystem = std::fs::read_to_string(model.join("ecosystem.ds.hcl")).unwrap();
         assert!(
-            ecosystem.contains(&format!("archive_bucket          = \"{bucket}\"")),
+            ecosystem.contains(&format!("archive_bucket          = \"{bucket}\"\n")),
             "the quickstart's archive_bucket moved"
         );
         source.sql(PRODUCTS);
@@ -131,6 +134,16 @@ impl Case {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
 
+    /// The data platform gets its `archive_bucket` (applied).
+    fn enable_archive(&self) {
+        let path = self.model.join("ecosystem.ds.hcl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line = format!("# archive_bucket          = \"{}\"", self.bucket);
+        assert!(text.contains(&line));
+        std::fs::write(&path, text.replace(&line, &line[2..])).unwrap();
+        self.apply();
+    }
+
     /// `ds <args>`; with `s3_keys` false the object store's credential is missing.
     fn ds(&self, args: &[&str], s3_keys: bool) -> Output {
         let pg = self.merge.pg;
@@ -153,10 +166,16 @@ impl Case {
         command.output().expect("ds runs")
     }
 
-    /// `ds merge run zero_forensic product_db`: stdout and stderr.
+    /// `ds merge run zero_forensic product_db`: stdout and stderr. It exits 0, or 1 when the batch committed
+    /// but could not be archived (`s3_keys` false: the object store's credential is missing).
     fn batch(&self, s3_keys: bool) -> (String, String) {
         let out = self.ds(&["merge", "run", "zero_forensic", "product_db"], s3_keys);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(if s3_keys { 0 } else { 1 }),
+            "{}",
+            text(&out)
+        );
         (
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
@@ -201,6 +220,20 @@ impl Case {
         });
     }
 
+    /// Deletes an object; whether it was there.
+    fn delete(&self, key: &str) -> bool {
+        self.object(key).is_some()
+            && self.runtime.block_on(async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .is_ok()
+            })
+    }
+
     fn manifest(&self, batch: i32) -> serde_json::Value {
         let key = format!("zero_forensic/product_db/products/batch={batch}/manifest.json");
         let body = self
@@ -218,7 +251,7 @@ fn text(out: &Output) -> String {
 fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() {
     let Some(pg) = tests::postgres() else { return };
     let Some(s3) = tests::s3() else { return };
-    let case = Case::new(pg, s3, "arch");
+    let case = Case::new(pg, s3, "arch", true);
 
     // Batch 1: three rows.
     case.source_is(&[("1", "billy"), ("2", "laura"), ("3", "mary")]);
@@ -290,25 +323,41 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
         "4"
     );
 
-    // The merge table (and staging) lost; rebuilt from the archive, row for row.
+    // The merge table, staging and the control rows lost (a new merge database); `ds apply` makes the
+    // tables again and the rebuild fills them from the archive, row for row, with the batch counter and
+    // metrics back.
     let before = case.merge.sql(MERGE_ROWS);
     assert_eq!(before.lines().count(), 7, "{before}");
+    let metrics = "SELECT string_agg(concat_ws(':', batch_id, state, rows_inserted, rows_updated, rows_deleted, \
+         committed_at IS NOT NULL, archived_at IS NOT NULL), ',' ORDER BY batch_id) FROM zero_forensic.ds_batch_metrics";
+    let metrics_before = case.merge.sql(metrics);
     case.merge.sql(
-        "TRUNCATE zero_forensic.product_db__products__merge, zero_forensic.product_db__products__staging",
+        "DROP TABLE zero_forensic.product_db__products__merge CASCADE; \
+         TRUNCATE zero_forensic.product_db__products__staging, zero_forensic.ds_batch_counter, \
+         zero_forensic.ds_batch_metrics",
     );
+    case.apply();
+    assert_eq!(case.merge.sql(MERGE_ROWS), "");
     let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "zero_forensic.product_db: replayed 4 batches, 10 rows"
+        "zero_forensic.product_db: replayed 4 batches, 10 rows; the merge tables are at batch 4"
     );
     assert_eq!(case.merge.sql(MERGE_ROWS), before);
+    assert_eq!(case.merge.sql(metrics), metrics_before);
+    assert_eq!(
+        case.merge
+            .sql("SELECT current_batch FROM zero_forensic.ds_batch_counter"),
+        "4"
+    );
 
-    // A batch that continues after the rebuild merges onto it as before.
+    // A batch that continues after the rebuild merges onto it as before, as batch 5.
     case.source_is(&[("4", "zoe"), ("5", "ann")]);
     let (out, _) = case.batch(true);
     assert!(
-        out.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
+        out.contains("batch 5 committed")
+            && out.ends_with("2 staged, 1 inserted, 0 updated, 0 deleted"),
         "{out}"
     );
 
@@ -327,4 +376,127 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
         text(&out)
     );
     assert_eq!(case.merge.sql(MERGE_ROWS), before);
+
+    // An archive that lacks a batch is refused before anything is read into the database.
+    assert!(case.delete("zero_forensic/product_db/products/batch=2/manifest.json"));
+    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("lacks batch 2"), "{}", text(&out));
+    assert_eq!(case.merge.sql(MERGE_ROWS), before);
+}
+
+#[test]
+fn an_archive_turned_on_late_begins_with_a_base_and_rebuilds_from_it() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(s3) = tests::s3() else { return };
+    let case = Case::new(pg, s3, "late", false);
+
+    // Three batches without an archive: staging keeps the last one only.
+    case.source_is(&[("1", "billy"), ("2", "laura"), ("3", "mary")]);
+    case.batch(true);
+    case.source_is(&[("1", "william"), ("2", "laura")]);
+    case.batch(true);
+    case.source_is(&[("1", "william"), ("2", "laura"), ("3", "mary2")]);
+    let (out, err) = case.batch(true);
+    assert!(out.contains("batch 3 committed"), "{out}");
+    assert!(!err.contains("archived"), "{err}");
+
+    // Archiving on: batches 1 and 2 have no staged rows left, so the merge table after batch 4 is the
+    // archive's base, standing in for batches 1 to 4.
+    case.enable_archive();
+    case.source_is(&[("2", "laura"), ("3", "mary2"), ("4", "zoe")]);
+    let (out, err) = case.batch(true);
+    assert!(out.contains("batch 4 committed"), "{out}");
+    assert!(err.contains("archived 4 batch(es)"), "{err}");
+    let base = case
+        .object("zero_forensic/product_db/products/base=4/manifest.json")
+        .expect("a base after batch 4");
+    let base: serde_json::Value = serde_json::from_slice(&base).unwrap();
+    assert_eq!(base["kind"], "base");
+    assert_eq!(
+        base["rows"].to_string(),
+        case.merge
+            .sql("SELECT count(*) FROM zero_forensic.product_db__products__merge")
+    );
+    for batch in 1..=4 {
+        assert!(
+            case.object(&format!(
+                "zero_forensic/product_db/products/batch={batch}/manifest.json"
+            ))
+            .is_none()
+        );
+    }
+    // Batch 5 is archived as a batch again.
+    case.source_is(&[("3", "mary3"), ("4", "zoe"), ("5", "ann")]);
+    let (_, err) = case.batch(true);
+    assert!(err.contains("archived 1 batch(es)"), "{err}");
+    assert_eq!(case.manifest(5)["kind"], "batch");
+
+    let before = case.merge.sql(MERGE_ROWS);
+    case.merge
+        .sql("TRUNCATE zero_forensic.product_db__products__merge");
+    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "zero_forensic.product_db: loaded the base after batch 4 ({} rows), replayed 1 batches, 3 rows; \
+             the merge tables are at batch 5",
+            base["rows"]
+        )
+    );
+    assert_eq!(case.merge.sql(MERGE_ROWS), before);
+}
+
+#[test]
+fn a_large_batch_goes_up_in_parts_and_comes_back_whole() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(s3) = tests::s3() else { return };
+    let case = Case::new(pg, s3, "big", true);
+    // 120,000 rows of poorly compressible names: more than one 8 MiB part once gzipped.
+    case.source.sql(
+        "INSERT INTO products SELECT 'SKU-' || i, md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text), \
+         i % 1000, 'EUR', i % 7, NULL FROM generate_series(1, 120000) AS i",
+    );
+    let (out, err) = case.batch(true);
+    assert!(out.contains("120000 staged, 120000 inserted"), "{out}");
+    assert!(err.contains("archived 1 batch(es)"), "{err}");
+    let key = "zero_forensic/product_db/products/batch=1/rows.jsonl.gz";
+    let head = case
+        .runtime
+        .block_on(
+            case.client
+                .head_object()
+                .bucket(&case.bucket)
+                .key(key)
+                .send(),
+        )
+        .unwrap();
+    assert!(
+        head.content_length().unwrap_or(0) > 8 << 20,
+        "{:?}",
+        head.content_length()
+    );
+    // A multipart object's ETag ends with its part count.
+    let etag = head
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    assert!(etag.ends_with("-2") || etag.ends_with("-3"), "{etag}");
+    assert_eq!(case.manifest(1)["rows"], 120000);
+
+    let digest = "SELECT md5(string_agg(t::text, E'\\n' ORDER BY t::text)) \
+         FROM zero_forensic.product_db__products__merge AS t";
+    let before = case.merge.sql(digest);
+    case.merge
+        .sql("TRUNCATE zero_forensic.product_db__products__merge");
+    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("replayed 1 batches, 120000 rows"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(case.merge.sql(digest), before);
 }

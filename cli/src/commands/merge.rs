@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 
-use crate::EXIT_OK;
+use crate::{EXIT_ERROR, EXIT_OK};
 
 #[derive(clap::Subcommand)]
 pub(crate) enum MergeCommand {
@@ -16,8 +16,10 @@ the one a stopped run left open), read the source into the staging tables, merge
 (live or forensic, as the data platform says) and commit, all datasets of the batch in one transaction. A store \
 captured one dataset at a time needs --dataset. The model says where the source and the merge database are; \
 credentials are resolved as for `ds apply`.\n\n\
-Exit codes: 0 the batch committed (also when nothing changed); 1 it failed (nothing of it was committed: run it \
-again after the fix)."
+A data platform with an archive_bucket then writes every committed batch not archived yet to the archive.\n\n\
+Exit codes: 0 the batch committed (also when nothing changed) and, with an archive, is archived; 1 it failed \
+(nothing of it was committed: run it again after the fix), or it committed but could not be archived (said so \
+on stderr: the next run archives it)."
     )]
     Run {
         /// The data platform (its schema in the merge database)
@@ -81,15 +83,15 @@ pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
         ))
         .with_context(|| format!("batch of {dp}.{store} failed; the batch was not committed (run it again after the fix)"))?;
     println!("{}", describe(&report));
-    match &report.archive {
-        Some(Ok(n)) if *n > 0 => eprintln!("{}: archived {n} batch(es)", report.stream),
-        Some(Err(e)) => eprintln!(
-            "warning: {}: the batch is committed but not archived (the next run archives it): {e}",
-            report.stream
-        ),
-        _ => {}
+    if let Some(archive) = describe_archive(&report) {
+        eprintln!("{archive}");
     }
-    Ok(EXIT_OK)
+    // Committed but not archived: the data moved, but the archive is behind (exit 1, as a failure).
+    Ok(if matches!(report.archive, Some(Err(_))) {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
 }
 
 /// `ds rebuild DATA_PLATFORM STORE`: the store's merge tables recreated from the archive alone.
@@ -122,12 +124,27 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
             .with_context(|| {
                 format!("rebuilding {dp}.{store} failed; the merge tables were not changed")
             })?;
+        let base = rebuilt.base.map_or(String::new(), |(batch, rows)| {
+            format!("loaded the base after batch {batch} ({rows} rows), ")
+        });
         println!(
-            "{}: replayed {} batches, {} rows",
-            rebuilt.stream, rebuilt.batches, rebuilt.rows
+            "{}: {base}replayed {} batches, {} rows; the merge tables are at batch {}",
+            rebuilt.stream, rebuilt.batches, rebuilt.rows, rebuilt.last
         );
     }
     Ok(EXIT_OK)
+}
+
+/// What an archiving data platform's run did with its archive, on one line (nothing archived: `None`).
+pub(crate) fn describe_archive(report: &providers::scheduler::engine::Report) -> Option<String> {
+    match &report.archive {
+        Some(Ok(n)) if *n > 0 => Some(format!("{}: archived {n} batch(es)", report.stream)),
+        Some(Err(e)) => Some(format!(
+            "warning: {}: the batch is committed but not archived (the next run archives it): {e}",
+            report.stream
+        )),
+        _ => None,
+    }
 }
 
 /// A batch's report on one line.

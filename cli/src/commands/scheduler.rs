@@ -20,8 +20,8 @@ pub(crate) enum SchedulerCommand {
 is due next (interval, cron in UTC; `external` jobs only run by hand with `ds merge run`), and go on. Several \
 schedulers may run at once: each job runs on one of them at a time, and a job whose scheduler died is taken \
 over when its lease expires. One log line per batch.\n\n\
-Exit codes: 0 stopped cleanly (with --once: every due job ran and succeeded); 1 a job failed (with --once) or \
-the scheduler could not work."
+Exit codes: 0 stopped cleanly (with --once: every due job ran and succeeded); 1 a job failed or its committed \
+batch could not be archived (with --once), or the scheduler could not work."
     )]
     Run {
         /// Run every due job once, then exit (for cron and tests)
@@ -132,14 +132,22 @@ pub(crate) fn run(dir: &Path, command: &SchedulerCommand) -> anyhow::Result<u8> 
         Outcome::Ran(reports) => {
             for r in reports {
                 println!("{} {}", now(), super::merge::describe(r));
+                if let Some(archive) = super::merge::describe_archive(r) {
+                    println!("{} {archive}", now());
+                }
             }
         }
         Outcome::Failed(why) => println!("{} {}: FAILED: {why}", now(), run.job),
     };
     let runs = rt.block_on(runtime::run(&ctx, &platforms, &options, &stop, &report))?;
+    // A batch committed but not archived counts as a failure for the exit code (the data moved, the
+    // archive is behind).
     let failed = runs
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .filter(|r| match &r.outcome {
+            Outcome::Failed(_) => true,
+            Outcome::Ran(reports) => reports.iter().any(|r| matches!(r.archive, Some(Err(_)))),
+        })
         .count();
     if options.once {
         eprintln!("{} ran {} job(s), {} failed", now(), runs.len(), failed);
@@ -167,6 +175,7 @@ pub(crate) fn status(dir: &Path) -> anyhow::Result<u8> {
         "LAG".into(),
         "LAST RUN".into(),
         "NEXT RUN".into(),
+        "ARCHIVE".into(),
     ]];
     for s in &rows {
         table.push([
@@ -184,9 +193,14 @@ pub(crate) fn status(dir: &Path) -> anyhow::Result<u8> {
                 .as_ref()
                 .map_or("-".into(), |(status, _)| status.clone()),
             s.next.map_or("by hand".into(), |n| runtime::utc(n as u64)),
+            match s.unarchived {
+                None => "-".into(),
+                Some(0) => "up to date".into(),
+                Some(n) => format!("{n} behind"),
+            },
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| {
             table
                 .iter()
@@ -206,9 +220,14 @@ pub(crate) fn status(dir: &Path) -> anyhow::Result<u8> {
     }
     for s in &rows {
         if let Some((status, Some(error))) = &s.last_run
-            && status == "failed"
+            && status != "ok"
         {
-            out.push_str(&format!("\n{}: last run failed: {error}\n", s.stream));
+            let what = if status == "failed" {
+                "last run failed"
+            } else {
+                "last run's archive failed"
+            };
+            out.push_str(&format!("\n{}: {what}: {error}\n", s.stream));
         }
     }
     if rows.is_empty() {

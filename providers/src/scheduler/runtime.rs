@@ -262,7 +262,24 @@ async fn run_one(
     };
     let trigger = config.get("trigger").cloned().unwrap_or(Value::Null);
     let transform = config["kind"] == "transform";
+    // A batch that committed but could not be archived is not a failed run (the data moved; the next run
+    // archives it), but it is not `ok` either: `archive_failed`, with why.
+    let archive_error = match &result {
+        Ok(reports) => reports.iter().find_map(|r| match &r.archive {
+            Some(Err(e)) => Some(format!(
+                "{}: the batch is committed but not archived: {e}",
+                r.stream
+            )),
+            _ => None,
+        }),
+        Err(_) => None,
+    };
     let (status, error, next) = match &result {
+        Ok(_) if archive_error.is_some() => (
+            "archive_failed",
+            archive_error,
+            next_run(&trigger, transform, started),
+        ),
         Ok(_) => ("ok", None, next_run(&trigger, transform, started)),
         Err(e) => {
             let retry = trigger
@@ -414,8 +431,10 @@ pub struct StreamStatus {
     pub open: Option<(i32, String)>,
     /// Seconds since the last commit.
     pub lag: Option<f64>,
-    /// The job's last run: `ok` or `failed`, and the error.
+    /// The job's last run: `ok`, `failed` or `archive_failed`, and the error.
     pub last_run: Option<(String, Option<String>)>,
+    /// A data platform with an archive: committed batches not archived yet.
+    pub unarchived: Option<i64>,
     /// When the job is due next (Unix seconds); `None`: only by hand.
     pub next: Option<f64>,
 }
@@ -435,7 +454,9 @@ pub async fn status(ctx: &Ctx, platform: &Platform) -> Result<Vec<StreamStatus>,
          SELECT s.stream, \
                 c.batch_id, extract(epoch FROM c.committed_at)::float8, c.rows_inserted, c.rows_updated, c.rows_deleted, \
                 o.batch_id, o.state, extract(epoch FROM now() - c.committed_at)::float8, \
-                j.last_status, j.last_error, extract(epoch FROM j.next_run_at)::float8 \
+                j.last_status, j.last_error, extract(epoch FROM j.next_run_at)::float8, \
+                CASE WHEN j.config::jsonb ? 'archive' THEN (SELECT count(*) FROM {schema}.ds_batch_metrics AS m \
+                  WHERE m.stream = s.stream AND m.state = 'committed' AND m.archived_at IS NULL) END \
          FROM s JOIN {schema}.ds_jobs AS j ON j.job = s.job \
          LEFT JOIN LATERAL (SELECT * FROM {schema}.ds_batch_metrics AS m WHERE m.stream = s.stream \
                             AND m.state = 'committed' ORDER BY m.batch_id DESC LIMIT 1) AS c ON true \
@@ -469,6 +490,7 @@ pub async fn status(ctx: &Ctx, platform: &Platform) -> Result<Vec<StreamStatus>,
                 lag: row.get(8),
                 last_run: last_status.map(|s| (s, row.get(10))),
                 next: row.get(11),
+                unarchived: row.get(12),
             }
         })
         .collect())
