@@ -147,8 +147,15 @@ impl TestDatabase {
     }
 }
 
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
+impl TestDatabase {
+    /// Drops the database now, then the workspace reader roles whose names hold `tag` (their privileges
+    /// live in the database, so it goes first).
+    pub fn drop_with_workspace_roles(&self, tag: &str) {
+        self.drop_database();
+        self.pg.drop_workspace_roles(tag);
+    }
+
+    fn drop_database(&self) {
         // A replication slot left by a failed test would keep the database from being dropped.
         let _ = self.pg.psql(
             "postgres",
@@ -161,6 +168,12 @@ impl Drop for TestDatabase {
             "postgres",
             &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
         );
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.drop_database();
     }
 }
 
@@ -547,6 +560,7 @@ impl Postgres {
 }
 
 /// The stack's S3 server (MinIO, `scripts/stack up`): its endpoint, region and keys.
+#[derive(Debug, Clone)]
 pub struct S3 {
     /// `http://127.0.0.1:9000`.
     pub endpoint: String,
@@ -583,4 +597,123 @@ pub fn s3() -> Option<&'static S3> {
         eprintln!("skipping: the S3 server is not running (`scripts/stack up` starts it)");
     }
     s3.as_ref()
+}
+
+/// An S3 server of one test's own, to stop and start again (fault tests): the stack's MinIO binary
+/// (`.stack/bin/minio`, built by `scripts/stack up`) on a port and a data directory of its own, with keys
+/// of its own. Stopped and its directory removed when dropped.
+pub struct OwnS3 {
+    /// Its endpoint and keys (region `us-east-1`).
+    pub s3: S3,
+    dir: PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnS3 {
+    /// A started server, or `None` (after saying so) when the MinIO binary is not built and `CI` is not set.
+    pub fn start() -> Option<OwnS3> {
+        let binary = root().join(".stack/bin/minio");
+        if !binary.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{} is missing: `scripts/stack up` builds it (CI is set: this test fails rather than skips)",
+                binary.display()
+            );
+            eprintln!(
+                "skipping: {} is missing (`scripts/stack up` builds it)",
+                binary.display()
+            );
+            return None;
+        }
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ds-own-s3-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut own = OwnS3 {
+            s3: S3 {
+                endpoint: format!("http://127.0.0.1:{port}"),
+                region: "us-east-1".into(),
+                access_key: format!("dsfault{n}"),
+                secret_key: format!("secret-{}-{n}-fault", std::process::id()),
+            },
+            dir,
+            port,
+            child: None,
+        };
+        own.resume();
+        Some(own)
+    }
+
+    /// Starts the server again (the same port, data and keys) and waits until it is ready.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the server runs already");
+        let log = std::fs::File::create(self.dir.join("minio.log")).unwrap();
+        let child = std::process::Command::new(root().join(".stack/bin/minio"))
+            .args(["server", "--quiet", "--address"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(self.dir.join("data"))
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.dir)
+            .env("MINIO_ROOT_USER", &self.s3.access_key)
+            .env("MINIO_ROOT_PASSWORD", &self.s3.secret_key)
+            .env("MINIO_SITE_REGION", &self.s3.region)
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_UPDATE", "off")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("minio starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !self.ready() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "minio did not get ready on port {} within 30 s: {}",
+                self.port,
+                std::fs::read_to_string(self.dir.join("minio.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the server (killed, as a crash or a power cut would) and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `GET /minio/health/ready` answers 200.
+    fn ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        if stream
+            .write_all(b"GET /minio/health/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

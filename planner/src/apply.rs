@@ -129,6 +129,9 @@ pub fn check_supported(plan: &PlanFile) -> Result<(), ApplyError> {
 
 /// Applies `plan`, recording results in `state` and calling `persist` to write it (at most once a second,
 /// and at the end). `cancel` becoming true stops new changes from starting.
+///
+/// Errors: the last write's, when it fails (an earlier failed write is retried by the next); `state` then
+/// holds every result, for the caller to save elsewhere.
 pub async fn apply(
     plan: PlanFile,
     state: &mut state::State,
@@ -321,10 +324,13 @@ pub async fn apply(
                 }
             }
         }
+        // A write that fails meanwhile (the backend does not answer) does not stop the changes in flight
+        // or the ones waiting: the next write carries it, and the last one's failure is the caller's.
         if dirty && last_persist.elapsed() >= PERSIST_EVERY {
-            persist(state)?;
             last_persist = Instant::now();
-            dirty = false;
+            if persist(state).is_ok() {
+                dirty = false;
+            }
         }
     }
     for (i, item) in items.iter().enumerate() {

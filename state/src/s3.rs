@@ -42,7 +42,7 @@ pub struct S3Target {
     pub access_key: String,
     /// The secret key (never shown).
     pub secret_key: String,
-    /// The bucket (it must exist).
+    /// The bucket (the first lock makes it, with versioning, when it does not exist).
     pub bucket: String,
     /// The state object's key; the lock is `<key>.lock`.
     pub key: String,
@@ -62,6 +62,7 @@ struct Shared {
     /// The endpoint without user information.
     endpoint: String,
     bucket: String,
+    region: String,
     key: String,
     jobs: Mutex<mpsc::Sender<Job>>,
     /// Lock ids this process holds (a write is refused while someone else holds the lock).
@@ -76,6 +77,8 @@ enum Failure {
     NotImplemented(String),
     /// 404: no such key.
     NotFound,
+    /// No such bucket (the message says what to do).
+    NoBucket(String),
     /// Anything else, as one line.
     Other(String),
 }
@@ -94,7 +97,7 @@ where
             }
             (404, "NoSuchKey") | (404, "NotFound") => return Failure::NotFound,
             (_, "NoSuchBucket") => {
-                return Failure::Other(format!(
+                return Failure::NoBucket(format!(
                     "{} (create the bucket first)",
                     describe_error(call, &e).0
                 ));
@@ -233,6 +236,7 @@ impl S3Backend {
                 display,
                 endpoint: redacted(&target.endpoint),
                 bucket: target.bucket,
+                region: target.region,
                 key: target.key,
                 jobs: Mutex::new(jobs),
                 held: Mutex::new(Vec::new()),
@@ -299,7 +303,7 @@ impl Shared {
                  the s3 state backend needs: {m}",
                 self.endpoint
             ),
-            Failure::Other(m) => format!("{m} (endpoint {})", self.endpoint),
+            Failure::Other(m) | Failure::NoBucket(m) => format!("{m} (endpoint {})", self.endpoint),
         };
         io_error(&self.display, action, std::io::Error::other(message))
     }
@@ -326,7 +330,8 @@ impl Shared {
         })?;
         match result {
             Ok(found) => Ok(Some(found)),
-            Err(Failure::NotFound) => Ok(None),
+            // No bucket yet: no state yet (a plan before the first apply, which makes the bucket).
+            Err(Failure::NotFound) | Err(Failure::NoBucket(_)) => Ok(None),
             Err(failure) => Err(self.fail(what, failure)),
         }
     }
@@ -363,6 +368,47 @@ impl Shared {
             Err(Failure::Precondition) => Ok(false),
             Err(failure) => Err(self.fail(what, failure)),
         }
+    }
+
+    /// Makes the bucket, with versioning on (every state version kept), when it does not exist: the state
+    /// bucket is one of the model's buckets, which the first apply could not otherwise lock the state in.
+    /// The model's settings for it are applied as for any bucket (the `s3_bucket` provider adopts it).
+    fn ensure_bucket(&self) -> Result<(), StateError> {
+        let (bucket, region) = (self.bucket.clone(), self.region.clone());
+        let result = self.call("make the state bucket", move |c| async move {
+            match c.head_bucket().bucket(&bucket).send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(404) => {}
+                Err(e) => return Err(classify("HeadBucket", e)),
+            }
+            let mut request = c.create_bucket().bucket(&bucket);
+            if region != "us-east-1" {
+                request = request.create_bucket_configuration(
+                    aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                        .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                            region.as_str(),
+                        ))
+                        .build(),
+                );
+            }
+            match request.send().await {
+                Ok(_) => {}
+                Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => {}
+                Err(e) => return Err(classify("CreateBucket", e)),
+            }
+            c.put_bucket_versioning()
+                .bucket(&bucket)
+                .versioning_configuration(
+                    aws_sdk_s3::types::VersioningConfiguration::builder()
+                        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify("PutBucketVersioning", e))
+        })?;
+        result.map_err(|failure| self.fail("make the state bucket", failure))
     }
 
     /// Deletes the object `key` if it still has ETag `etag`. A server that refuses the condition on a
@@ -552,6 +598,7 @@ impl Backend for S3Backend {
 
     fn lock(&self, request: &LockRequest) -> Result<LockGuard, StateError> {
         let shared = &self.shared;
+        shared.ensure_bucket()?;
         let info = LockInfo::new(request, SystemTime::now());
         // Create; if a lock is in place and expired, replace exactly that one. A few rounds, in case the
         // lock changes hands between reading and writing.
@@ -638,6 +685,7 @@ mod tests {
             display: "s3://states/prod.json".into(),
             endpoint: redacted("http://user:pw@127.0.0.1:9000/"),
             bucket: "states".into(),
+            region: "us-east-1".into(),
             key: "prod.json".into(),
             jobs: Mutex::new(mpsc::channel().0),
             held: Mutex::new(Vec::new()),

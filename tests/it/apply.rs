@@ -30,13 +30,8 @@ struct Case {
 
 impl Drop for Case {
     fn drop(&mut self) {
-        // The database first (it holds the roles' privileges), then the cluster-wide roles.
-        let _ = self.db.pg.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db.name),
-        );
-        // Every role named after this test's workspaces.
-        self.db.pg.drop_workspace_roles(&self.prefix);
+        // Every role named after this test's workspaces (after the database, which holds their privileges).
+        self.db.drop_with_workspace_roles(&self.prefix);
     }
 }
 

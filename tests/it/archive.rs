@@ -23,7 +23,7 @@ struct Case {
     merge: TestDatabase,
     source: TestDatabase,
     tag: String,
-    s3: &'static S3,
+    s3: S3,
     bucket: String,
     client: sdk::Client,
     runtime: tokio::runtime::Runtime,
@@ -48,18 +48,14 @@ impl Drop for Case {
             }
             let _ = client.delete_bucket().bucket(bucket).send().await;
         });
-        let _ = self.merge.pg.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.merge.name),
-        );
-        self.merge.pg.drop_workspace_roles(&self.tag);
+        self.merge.drop_with_workspace_roles(&self.tag);
     }
 }
 
 impl Case {
     /// A case whose forensic data platform archives to its bucket from the start, or (`archive` false)
     /// only after `enable_archive`.
-    fn new(pg: &'static Postgres, s3: &'static S3, short: &str, archive: bool) -> Case {
+    fn new(pg: &'static Postgres, s3: &S3, short: &str, archive: bool) -> Case {
         let tag = format!("{short}{}", std::process::id());
         let bucket = format!("ds-test-{short}-{}", std::process::id());
         let merge = pg.database(&format!("{tag}m"));
@@ -106,7 +102,7 @@ impl Case {
             merge,
             source,
             tag,
-            s3,
+            s3: s3.clone(),
             bucket,
             client,
             runtime,
@@ -499,4 +495,85 @@ fn a_large_batch_goes_up_in_parts_and_comes_back_whole() {
         text(&out)
     );
     assert_eq!(case.merge.sql(digest), before);
+}
+
+/// The archive's S3 server stopped: the batch commits, the archive write fails with a clear error (exit 1,
+/// `archive_failed` and the batch behind in `ds status`), staging keeps the batch; with the server back the
+/// next run archives both batches, and a rebuild from the archive is whole.
+#[test]
+fn an_archive_write_with_the_server_stopped_is_retried_by_the_next_run() {
+    let Some(pg) = tests::postgres() else { return };
+    let Some(mut own) = tests::OwnS3::start() else {
+        return;
+    };
+    let case = Case::new(pg, &own.s3, "afault", true);
+    case.source_is(&[("1", "billy"), ("2", "laura")]);
+    let (_, err) = case.batch(true);
+    assert!(err.contains("archived 1 batch(es)"), "{err}");
+
+    own.stop();
+    case.source_is(&[("1", "william"), ("3", "mary")]);
+    let out = case.ds(&["merge", "run", "zero_forensic", "product_db"], true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("batch 2 committed"), "{stdout}");
+    assert!(
+        stderr.contains("committed but not archived")
+            && stderr.contains(&own.s3.endpoint)
+            && stderr.contains("is the S3 server running?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&own.s3.secret_key));
+    assert_eq!(
+        case.merge.sql(
+            "SELECT string_agg(batch_id || ':' || (archived_at IS NOT NULL), ',' ORDER BY batch_id) \
+             FROM zero_forensic.ds_batch_metrics"
+        ),
+        "1:true,2:false"
+    );
+    // Staging keeps batch 2 (not archived) although it keeps one batch only.
+    assert_eq!(
+        case.merge.sql(
+            "SELECT count(*) FROM zero_forensic.product_db__products__staging WHERE ds_surf_batch_id = 2"
+        ),
+        "2"
+    );
+    // The scheduler records it and `ds status` shows it.
+    case.merge
+        .sql("UPDATE zero_forensic.ds_jobs SET next_run_at = now()");
+    case.source_is(&[("1", "william"), ("3", "mary"), ("4", "zoe")]);
+    let out = case.ds(&["scheduler", "run", "--once"], true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("zero_forensic.product_db: batch 3 committed"),
+        "{}",
+        text(&out)
+    );
+    let out = case.ds(&["status"], true);
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("zero_forensic.product_db"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        line.contains("archive_failed") && line.ends_with("2 behind"),
+        "{status}"
+    );
+    assert!(
+        status.contains("zero_forensic.product_db: last run's archive failed"),
+        "{status}"
+    );
+
+    own.resume();
+    case.source_is(&[("3", "mary"), ("4", "zoe")]);
+    let (out, err) = case.batch(true);
+    assert!(out.contains("batch 4 committed"), "{out}");
+    assert!(err.contains("archived 3 batch(es)"), "{err}");
+    let before = case.merge.sql(MERGE_ROWS);
+    case.merge
+        .sql("TRUNCATE zero_forensic.product_db__products__merge");
+    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(case.merge.sql(MERGE_ROWS), before);
 }

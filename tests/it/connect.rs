@@ -36,17 +36,8 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // Connectors first (they hold the slot), then the databases, then the cluster-wide roles.
         drop(ConnectorsOf(self.connect, self.tag.clone()));
-        for db in [&self.source, &self.merge] {
-            let _ = db.pg.psql(
-                "postgres",
-                &format!(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{0}'; \
-                     DROP DATABASE IF EXISTS {0} WITH (FORCE)",
-                    db.name
-                ),
-            );
-        }
-        self.merge.pg.drop_workspace_roles(&self.tag);
+        self.source.drop_with_workspace_roles(&self.tag);
+        self.merge.drop_with_workspace_roles(&self.tag);
     }
 }
 

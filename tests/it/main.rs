@@ -5,6 +5,7 @@ mod archive;
 mod check;
 mod cli;
 mod connect;
+mod faults;
 mod merge;
 mod plan;
 mod s3;

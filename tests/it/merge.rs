@@ -21,11 +21,7 @@ struct Case {
 
 impl Drop for Case {
     fn drop(&mut self) {
-        let _ = self.merge.pg.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.merge.name),
-        );
-        self.merge.pg.drop_workspace_roles(&self.tag);
+        self.merge.drop_with_workspace_roles(&self.tag);
     }
 }
 

@@ -164,8 +164,14 @@ pub(crate) fn execute(
             cancel_rx,
         )
         .await
-    })?;
+    });
     progress.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // The changes were made but the state could not be written (the backend stopped answering):
+        // what this apply did goes to a local file, to be recorded with `ds state push` later.
+        Err(e) => return Err(errored(&recorded, &backend.describe(), e)),
+    };
     let mut summary = format!(
         "Apply {}: {} changed, {} failed, {} not started.\n",
         if outcome.failed.is_empty() && !outcome.cancelled {
@@ -194,6 +200,41 @@ pub(crate) fn execute(
     } else {
         EXIT_ERROR
     })
+}
+
+/// Where an apply whose state could not be written saves it, in the working directory.
+pub(crate) const ERRORED_STATE: &str = "ds-errored.state.json";
+
+/// Saves `recorded` (every result of the apply) to [`ERRORED_STATE`] and says what to do.
+fn errored(recorded: &state::State, backend: &str, e: state::StateError) -> anyhow::Error {
+    // The error and its causes (the I/O error says why the backend did not answer).
+    let mut why = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        why.push_str(": ");
+        why.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let e = why;
+    let saved = std::fs::write(ERRORED_STATE, state::to_bytes(recorded));
+    let path = std::env::current_dir()
+        .map(|d| d.join(ERRORED_STATE))
+        .unwrap_or_else(|_| ERRORED_STATE.into());
+    match saved {
+        Ok(()) => anyhow::anyhow!(
+            "the changes were made, but the state could not be written to {backend}: {e}\n\
+             What this apply did is saved in {}: when the backend answers again, record it with \
+             `ds state push {ERRORED_STATE}` (from this directory), then run `ds plan`. Do not delete that \
+             file before: without it the state does not know what this apply created.",
+            path.display()
+        ),
+        Err(io) => anyhow::anyhow!(
+            "the changes were made, but the state could not be written to {backend}: {e}; nor could it be \
+             saved to {}: {io}. Run `ds plan` when the backend answers again: resources this apply created are \
+             shown as to create, and `ds import` records them",
+            path.display()
+        ),
+    }
 }
 
 /// Progress on stderr: a bar and the changes in flight on a terminal, one line per finished change
