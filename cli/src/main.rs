@@ -159,9 +159,12 @@ it is: the next plan shows only how it really differs from the model, instead of
     /// Recreate a store's merge tables from its data platform's batch archive alone
     #[command(
         long_about = "Recreate the merge tables of STORE on DATA_PLATFORM from the data platform's \
-archive_bucket alone: every archived batch's manifest is read and its rows checked against the manifest's row \
-count and SHA-256, then, in one transaction, the merge tables are truncated and every batch is replayed in \
-order through the same merge as `ds merge run`. Reports how many batches and rows it replayed.\n\n\
+archive_bucket alone: the archive's manifests are read and the archive checked whole (every batch from the \
+first, or from its newest base, to the last), then, in one transaction, the merge tables are truncated, the base \
+loaded if there is one, and every batch replayed in order through the same merge as `ds merge run`, each \
+object checked against its manifest's SHA-256 and row count as it is loaded. The batch counter and metrics get \
+back what they lack (after losing the merge database: `ds apply`, then `ds rebuild`). Reports the base, how \
+many batches and rows it replayed, and the batch the merge tables are at.\n\n\
 Exit codes: 0 rebuilt; 1 it failed (the merge tables are as they were)."
     )]
     Rebuild {
