@@ -717,3 +717,127 @@ impl Drop for OwnS3 {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A bucket of one test on an S3 server, with a client for it and a runtime to call it on: emptied (every
+/// object version and delete marker) and deleted when dropped, and first, when a run before left it.
+pub struct TestBucket {
+    /// The bucket's name.
+    pub name: String,
+    /// A client with the server's keys.
+    pub client: providers::s3::sdk::Client,
+    /// A runtime for the client's calls.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl TestBucket {
+    /// The bucket `name` on `s3`, made when `create` (otherwise the test makes it, through `ds`).
+    pub fn new(s3: &S3, name: String, create: bool) -> TestBucket {
+        let bucket = TestBucket {
+            name,
+            client: providers::s3::live::client(
+                &s3.endpoint,
+                &s3.region,
+                &s3.access_key,
+                &s3.secret_key,
+            ),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        };
+        bucket.remove();
+        if create {
+            bucket
+                .runtime
+                .block_on(bucket.client.create_bucket().bucket(&bucket.name).send())
+                .expect("the test bucket is made");
+        }
+        bucket
+    }
+
+    /// The object `key`'s bytes, if it is there.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.runtime.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.name)
+                .key(key)
+                .send()
+                .await
+                .ok()?;
+            Some(out.body.collect().await.ok()?.into_bytes().to_vec())
+        })
+    }
+
+    /// Writes the object `key`.
+    pub fn put(&self, key: &str, body: Vec<u8>) {
+        self.runtime
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .body(providers::s3::sdk::primitives::ByteStream::from(body))
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    /// Deletes the object `key`; whether it was there.
+    pub fn delete(&self, key: &str) -> bool {
+        self.object(key).is_some()
+            && self.runtime.block_on(async {
+                self.client
+                    .delete_object()
+                    .bucket(&self.name)
+                    .key(key)
+                    .send()
+                    .await
+                    .is_ok()
+            })
+    }
+
+    /// Every object version and delete marker deleted; with `bucket`, the bucket too.
+    pub fn empty(&self, bucket: bool) {
+        let (client, name) = (&self.client, &self.name);
+        self.runtime.block_on(async {
+            loop {
+                let Ok(listed) = client.list_object_versions().bucket(name).send().await else {
+                    return;
+                };
+                let versions = listed.versions().iter().map(|v| (v.key(), v.version_id()));
+                let markers = listed
+                    .delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id()));
+                let all: Vec<_> = versions.chain(markers).collect();
+                if all.is_empty() {
+                    break;
+                }
+                for (key, version) in all {
+                    let _ = client
+                        .delete_object()
+                        .bucket(name)
+                        .key(key.unwrap_or_default())
+                        .set_version_id(version.map(str::to_string))
+                        .send()
+                        .await;
+                }
+            }
+            if bucket {
+                let _ = client.delete_bucket().bucket(name).send().await;
+            }
+        });
+    }
+
+    fn remove(&self) {
+        self.empty(true);
+    }
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}

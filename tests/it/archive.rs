@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use providers::s3::sdk;
-use tests::{Postgres, S3, TestDatabase};
+use tests::{Postgres, S3, TestBucket, TestDatabase};
 
 const PRODUCTS: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KEY, name varchar(200) NOT NULL, \
      price numeric(10,2) NOT NULL, currency char(3) NOT NULL, in_stock integer NOT NULL, updated_at timestamp)";
@@ -24,30 +23,18 @@ struct Case {
     source: TestDatabase,
     tag: String,
     s3: S3,
-    bucket: String,
-    client: sdk::Client,
-    runtime: tokio::runtime::Runtime,
+    bucket: TestBucket,
+}
+
+impl std::ops::Deref for Case {
+    type Target = TestBucket;
+    fn deref(&self) -> &TestBucket {
+        &self.bucket
+    }
 }
 
 impl Drop for Case {
     fn drop(&mut self) {
-        let (client, bucket) = (&self.client, &self.bucket);
-        self.runtime.block_on(async {
-            loop {
-                let Ok(list) = client.list_objects_v2().bucket(bucket).send().await else {
-                    break;
-                };
-                if list.contents().is_empty() {
-                    break;
-                }
-                for object in list.contents() {
-                    if let Some(key) = object.key() {
-                        let _ = client.delete_object().bucket(bucket).key(key).send().await;
-                    }
-                }
-            }
-            let _ = client.delete_bucket().bucket(bucket).send().await;
-        });
         self.merge.drop_with_workspace_roles(&self.tag);
     }
 }
@@ -89,12 +76,6 @@ impl Case {
             "the quickstart's archive_bucket moved"
         );
         source.sql(PRODUCTS);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client =
-            providers::s3::live::client(&s3.endpoint, &s3.region, &s3.access_key, &s3.secret_key);
         let case = Case {
             state: tmp.path().join("state.json"),
             _tmp: tmp,
@@ -103,16 +84,14 @@ impl Case {
             source,
             tag,
             s3: s3.clone(),
-            bucket,
-            client,
-            runtime,
+            bucket: TestBucket::new(s3, bucket, false),
         };
         case.apply();
         case
     }
 
     fn apply(&self) {
-        let bucket = format!("s3_bucket.{}", self.bucket);
+        let bucket = format!("s3_bucket.{}", self.name);
         let mut apply = vec!["apply", "--auto-approve"];
         for kind in [
             "postgres_schema",
@@ -134,7 +113,7 @@ impl Case {
     fn enable_archive(&self) {
         let path = self.model.join("ecosystem.ds.hcl");
         let text = std::fs::read_to_string(&path).unwrap();
-        let line = format!("# archive_bucket          = \"{}\"", self.bucket);
+        let line = format!("# archive_bucket          = \"{}\"", self.name);
         assert!(text.contains(&line));
         std::fs::write(&path, text.replace(&line, &line[2..])).unwrap();
         self.apply();
@@ -187,47 +166,6 @@ impl Case {
             ));
         }
         self.source.sql(&sql);
-    }
-
-    fn object(&self, key: &str) -> Option<Vec<u8>> {
-        self.runtime.block_on(async {
-            let out = self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .ok()?;
-            Some(out.body.collect().await.ok()?.into_bytes().to_vec())
-        })
-    }
-
-    fn put(&self, key: &str, body: Vec<u8>) {
-        self.runtime.block_on(async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(sdk::primitives::ByteStream::from(body))
-                .send()
-                .await
-                .unwrap();
-        });
-    }
-
-    /// Deletes an object; whether it was there.
-    fn delete(&self, key: &str) -> bool {
-        self.object(key).is_some()
-            && self.runtime.block_on(async {
-                self.client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .is_ok()
-            })
     }
 
     fn manifest(&self, batch: i32) -> serde_json::Value {
@@ -460,13 +398,7 @@ fn a_large_batch_goes_up_in_parts_and_comes_back_whole() {
     let key = "zero_forensic/product_db/products/batch=1/rows.jsonl.gz";
     let head = case
         .runtime
-        .block_on(
-            case.client
-                .head_object()
-                .bucket(&case.bucket)
-                .key(key)
-                .send(),
-        )
+        .block_on(case.client.head_object().bucket(&case.name).key(key).send())
         .unwrap();
     assert!(
         head.content_length().unwrap_or(0) > 8 << 20,

@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use providers::s3::sdk;
 use providers::s3::sdk::types::{BucketVersioningStatus, Tag, Tagging, VersioningConfiguration};
 use serde_json::{Value, json};
-use tests::S3;
+use tests::{S3, TestBucket};
 
 /// A model (the quickstart's files) whose object store holds one bucket of this test, a state file, and
 /// the bucket removed (every object version first) when the test ends.
@@ -19,9 +18,14 @@ struct Case {
     _tmp: tempfile::TempDir,
     model: PathBuf,
     state: PathBuf,
-    bucket: String,
-    client: sdk::Client,
-    runtime: tokio::runtime::Runtime,
+    bucket: TestBucket,
+}
+
+impl std::ops::Deref for Case {
+    type Target = TestBucket;
+    fn deref(&self) -> &TestBucket {
+        &self.bucket
+    }
 }
 
 const POLICY: &str = r#"{
@@ -65,25 +69,17 @@ impl Case {
             ecosystem.contains(&bucket),
             "the quickstart's bucket block moved"
         );
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client =
-            providers::s3::live::client(&s3.endpoint, &s3.region, &s3.access_key, &s3.secret_key);
         Some(Case {
             s3,
             state: tmp.path().join("state.json"),
             _tmp: tmp,
             model,
-            bucket,
-            client,
-            runtime,
+            bucket: TestBucket::new(s3, bucket, false),
         })
     }
 
     fn address(&self) -> String {
-        format!("s3_bucket.{}", self.bucket)
+        format!("s3_bucket.{}", self.name)
     }
 
     /// `ds <args> --target <this bucket>` (no target for `ds state`) with the stack's keys as the credential `object_store`.
@@ -136,7 +132,7 @@ impl Case {
             let out = self
                 .client
                 .get_bucket_versioning()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .send()
                 .await
                 .unwrap();
@@ -149,7 +145,7 @@ impl Case {
             let out = self
                 .client
                 .get_bucket_tagging()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .send()
                 .await
                 .unwrap();
@@ -165,7 +161,7 @@ impl Case {
             let out = self
                 .client
                 .get_bucket_policy()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .send()
                 .await
                 .unwrap();
@@ -178,7 +174,7 @@ impl Case {
             let out = self
                 .client
                 .get_bucket_lifecycle_configuration()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .send()
                 .await
                 .unwrap();
@@ -198,68 +194,11 @@ impl Case {
         self.runtime.block_on(async {
             self.client
                 .head_bucket()
-                .bucket(&self.bucket)
+                .bucket(&self.name)
                 .send()
                 .await
                 .is_ok()
         })
-    }
-
-    fn put_object(&self, key: &str) {
-        self.runtime.block_on(async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(sdk::primitives::ByteStream::from_static(b"batch 1"))
-                .send()
-                .await
-                .unwrap();
-        });
-    }
-
-    /// Deletes every object version and delete marker, then (with `bucket`) the bucket.
-    fn empty(&self, bucket: bool) {
-        self.runtime.block_on(async {
-            let Ok(listed) = self
-                .client
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .send()
-                .await
-            else {
-                return;
-            };
-            let versions = listed.versions().iter().map(|v| (v.key(), v.version_id()));
-            let markers = listed
-                .delete_markers()
-                .iter()
-                .map(|m| (m.key(), m.version_id()));
-            for (key, version) in versions.chain(markers) {
-                let _ = self
-                    .client
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key.unwrap_or_default())
-                    .set_version_id(version.map(str::to_string))
-                    .send()
-                    .await;
-            }
-            if bucket {
-                let _ = self
-                    .client
-                    .delete_bucket()
-                    .bucket(&self.bucket)
-                    .send()
-                    .await;
-            }
-        });
-    }
-}
-
-impl Drop for Case {
-    fn drop(&mut self) {
-        self.empty(true);
     }
 }
 
@@ -297,7 +236,7 @@ fn a_bucket_is_made_as_modelled_its_drift_repaired_and_a_tag_changed_in_place() 
     assert_eq!(
         providers::s3::normalise_policy(&policy),
         providers::s3::normalise_policy(
-            &serde_json::from_str(&POLICY.replace("BUCKET", &case.bucket)).unwrap()
+            &serde_json::from_str(&POLICY.replace("BUCKET", &case.name)).unwrap()
         ),
         "the server's policy means the modelled one"
     );
@@ -311,7 +250,7 @@ fn a_bucket_is_made_as_modelled_its_drift_repaired_and_a_tag_changed_in_place() 
     case.runtime.block_on(async {
         let c = &case.client;
         c.put_bucket_versioning()
-            .bucket(&case.bucket)
+            .bucket(&case.name)
             .versioning_configuration(
                 VersioningConfiguration::builder()
                     .status(BucketVersioningStatus::Suspended)
@@ -322,16 +261,16 @@ fn a_bucket_is_made_as_modelled_its_drift_repaired_and_a_tag_changed_in_place() 
             .unwrap();
         let team = Tag::builder().key("team").value("data").build().unwrap();
         c.put_bucket_tagging()
-            .bucket(&case.bucket)
+            .bucket(&case.name)
             .tagging(Tagging::builder().tag_set(team).build().unwrap())
             .send()
             .await
             .unwrap();
         let other = POLICY
-            .replace("BUCKET", &case.bucket)
+            .replace("BUCKET", &case.name)
             .replace("reports/*", "*");
         c.put_bucket_policy()
-            .bucket(&case.bucket)
+            .bucket(&case.name)
             .policy(other)
             .send()
             .await
@@ -391,9 +330,9 @@ fn a_bucket_holding_objects_is_not_deleted_and_an_empty_one_is() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(case.exists());
 
-    case.put_object("batches/1.json");
+    case.put("batches/1.json", b"batch 1".to_vec());
     let block = std::fs::read_to_string(case.model.join("ecosystem.ds.hcl")).unwrap();
-    let start = block.find(&format!("bucket \"{}\"", case.bucket)).unwrap();
+    let start = block.find(&format!("bucket \"{}\"", case.name)).unwrap();
     let end = start + block[start..].find("EOT\n    }").unwrap() + "EOT\n    }".len();
     case.edit(&block[start..end], "");
     // The planner refuses to destroy a protected resource without consent...
@@ -413,8 +352,8 @@ fn a_bucket_holding_objects_is_not_deleted_and_an_empty_one_is() {
     assert!(
         said.contains(&format!(
             "refusing to delete bucket `{}`: it holds objects",
-            case.bucket
-        )) && said.contains(&format!("{}/{}", case.s3.endpoint, case.bucket)),
+            case.name
+        )) && said.contains(&format!("{}/{}", case.s3.endpoint, case.name)),
         "{said}"
     );
     assert!(case.exists());
@@ -438,7 +377,7 @@ fn wrong_keys_and_a_silent_endpoint_are_named_without_the_secret() {
     let Some(case) = Case::new("keys") else {
         return;
     };
-    let endpoint = format!("{}/{}", case.s3.endpoint, case.bucket);
+    let endpoint = format!("{}/{}", case.s3.endpoint, case.name);
     let secret = "not-the-secret-5f0e2a";
     let out = case.ds_with(&["apply", "--auto-approve"], &case.s3.access_key, secret);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

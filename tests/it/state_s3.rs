@@ -6,40 +6,28 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use providers::s3::sdk;
 use serde_json::json;
 use state::{Backend, LockRequest, S3Backend, S3Target, State, StateError};
-use tests::S3;
+use tests::{S3, TestBucket};
 
 /// A bucket of this test (removed, with every object, when the test ends) and a backend on one key of it.
 struct Case {
     s3: &'static S3,
-    bucket: String,
-    client: sdk::Client,
-    runtime: tokio::runtime::Runtime,
+    bucket: TestBucket,
+}
+
+impl std::ops::Deref for Case {
+    type Target = TestBucket;
+    fn deref(&self) -> &TestBucket {
+        &self.bucket
+    }
 }
 
 impl Case {
     fn new(short: &str) -> Option<Case> {
         let s3 = tests::s3()?;
-        let bucket = format!("ds-state-{short}-{}", std::process::id());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client =
-            providers::s3::live::client(&s3.endpoint, &s3.region, &s3.access_key, &s3.secret_key);
-        let case = Case {
-            s3,
-            bucket,
-            client,
-            runtime,
-        };
-        case.empty();
-        case.runtime
-            .block_on(case.client.create_bucket().bucket(&case.bucket).send())
-            .expect("the test bucket is created");
-        Some(case)
+        let bucket = TestBucket::new(s3, format!("ds-state-{short}-{}", std::process::id()), true);
+        Some(Case { s3, bucket })
     }
 
     fn backend(&self, key: &str) -> S3Backend {
@@ -48,64 +36,10 @@ impl Case {
             region: self.s3.region.clone(),
             access_key: self.s3.access_key.clone(),
             secret_key: self.s3.secret_key.clone(),
-            bucket: self.bucket.clone(),
+            bucket: self.name.clone(),
             key: key.to_string(),
         })
         .unwrap()
-    }
-
-    fn object(&self, key: &str) -> Option<Vec<u8>> {
-        self.runtime.block_on(async {
-            match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-            {
-                Ok(out) => Some(out.body.collect().await.unwrap().into_bytes().to_vec()),
-                Err(_) => None,
-            }
-        })
-    }
-
-    fn put(&self, key: &str, bytes: Vec<u8>) {
-        self.runtime
-            .block_on(
-                self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .body(sdk::primitives::ByteStream::from(bytes))
-                    .send(),
-            )
-            .unwrap();
-    }
-
-    /// Removes the bucket and every object in it (nothing when there is no bucket).
-    fn empty(&self) {
-        empty_bucket(&self.runtime, &self.client, &self.bucket);
-    }
-}
-
-fn empty_bucket(runtime: &tokio::runtime::Runtime, client: &sdk::Client, bucket: &str) {
-    runtime.block_on(async {
-        let Ok(list) = client.list_objects_v2().bucket(bucket).send().await else {
-            return;
-        };
-        for object in list.contents() {
-            if let Some(key) = object.key() {
-                let _ = client.delete_object().bucket(bucket).key(key).send().await;
-            }
-        }
-        let _ = client.delete_bucket().bucket(bucket).send().await;
-    });
-}
-
-impl Drop for Case {
-    fn drop(&mut self) {
-        self.empty();
     }
 }
 
@@ -146,7 +80,7 @@ fn write_then_read_round_trips() {
     assert!(
         backend
             .describe()
-            .contains(&format!("s3://{}/env/state.json", case.bucket)),
+            .contains(&format!("s3://{}/env/state.json", case.name)),
         "{}",
         backend.describe()
     );
@@ -183,7 +117,7 @@ fn second_writer_of_the_same_version_is_stale() {
         format!(
             "`s3://{}/state.json` changed since it was read (another ds wrote serial 2; serial 1 was read); \
              nothing was written: run the command again",
-            case.bucket
+            case.name
         )
     );
     let stored = one.read().unwrap().unwrap();
@@ -224,7 +158,7 @@ fn held_lock_refuses_a_second_locker_and_names_its_holder() {
     assert!(
         message.starts_with(&format!(
             "`s3://{}/state.json` is locked by alice@host-1 (ds apply, pid {})",
-            case.bucket,
+            case.name,
             std::process::id()
         )),
         "{message}"
@@ -298,7 +232,7 @@ fn expired_lock_is_taken_over() {
     assert!(
         error
             .to_string()
-            .contains(&format!("s3://{}/state.json.lock", case.bucket)),
+            .contains(&format!("s3://{}/state.json.lock", case.name)),
         "{error}"
     );
     assert!(backend.force_unlock(None).unwrap().is_none());
@@ -310,19 +244,24 @@ fn expired_lock_is_taken_over() {
 #[test]
 fn apply_keeps_its_state_in_s3() {
     let Some(case) = Case::new("e2e") else { return };
-    let archive = format!("ds-state-e2e-archive-{}", std::process::id());
+    let archive = TestBucket::new(
+        case.s3,
+        format!("ds-state-e2e-archive-{}", std::process::id()),
+        false,
+    );
+    let archive = &archive.name;
     let tmp = tempfile::tempdir().unwrap();
     let model: PathBuf = tmp.path().join("model");
     let state_line = format!(
         "state       = {{ backend = \"s3\", bucket = \"{}\", key = \"platforms/local.json\" }}",
-        case.bucket
+        case.name
     );
     tests::copy_quickstart(&model, |text| {
         // The state bucket is one of the platform's buckets (the test made it already; only the archive
         // bucket is applied).
         text.replace(
             "bucket \"ds-archive\"",
-            &format!("bucket \"{}\" {{}}\n    bucket \"{archive}\"", case.bucket),
+            &format!("bucket \"{}\" {{}}\n    bucket \"{archive}\"", case.name),
         )
         .replace("    archive_bucket          = \"ds-archive\"\n", "")
         .replace("http://127.0.0.1:9000", &case.s3.endpoint)
@@ -353,29 +292,23 @@ fn apply_keeps_its_state_in_s3() {
         );
         (out.status.code(), text)
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let (code, text) = ds(&["apply", "--auto-approve"]);
-        assert_eq!(code, Some(0), "{text}");
-        let stored = case
-            .object("platforms/local.json")
-            .expect("the state object");
-        let stored = state::parse(&stored, std::path::Path::new("s3")).unwrap();
-        assert!(
-            stored
-                .resources
-                .iter()
-                .any(|r| r.address == format!("s3_bucket.{archive}")),
-            "{stored:?}"
-        );
-        assert!(
-            case.object("platforms/local.json.lock").is_none(),
-            "the lock is released"
-        );
-        let (code, text) = ds(&["plan", "--detailed-exitcode"]);
-        assert_eq!(code, Some(0), "{text}");
-    }));
-    empty_bucket(&case.runtime, &case.client, &archive);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let (code, text) = ds(&["apply", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let stored = case
+        .object("platforms/local.json")
+        .expect("the state object");
+    let stored = state::parse(&stored, std::path::Path::new("s3")).unwrap();
+    assert!(
+        stored
+            .resources
+            .iter()
+            .any(|r| r.address == format!("s3_bucket.{archive}")),
+        "{stored:?}"
+    );
+    assert!(
+        case.object("platforms/local.json.lock").is_none(),
+        "the lock is released"
+    );
+    let (code, text) = ds(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{text}");
 }

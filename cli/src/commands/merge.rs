@@ -116,6 +116,7 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
     let ctx = providers::live::Ctx::new(Arc::new(credentials));
     let runtime = super::runtime()?;
     for job in jobs {
+        let started = std::time::Instant::now();
         let rebuilt = runtime
             .block_on(providers::scheduler::archive::rebuild(
                 &ctx,
@@ -131,6 +132,11 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
             "{}: {base}replayed {} batches, {} rows; the merge tables are at batch {}",
             rebuilt.stream, rebuilt.batches, rebuilt.rows, rebuilt.last
         );
+        eprintln!(
+            "{}: rebuilt in {:.2} s",
+            rebuilt.stream,
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(EXIT_OK)
 }
@@ -138,7 +144,11 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
 /// What an archiving data platform's run did with its archive, on one line (nothing archived: `None`).
 pub(crate) fn describe_archive(report: &providers::scheduler::engine::Report) -> Option<String> {
     match &report.archive {
-        Some(Ok(n)) if *n > 0 => Some(format!("{}: archived {n} batch(es)", report.stream)),
+        Some(Ok(n)) if *n > 0 => Some(format!(
+            "{}: archived {n} batch(es) in {:.2} s",
+            report.stream,
+            report.archiving.as_secs_f64()
+        )),
         Some(Err(e)) => Some(format!(
             "warning: {}: the batch is committed but not archived (the next run archives it): {e}",
             report.stream

@@ -78,6 +78,8 @@ pub struct Report {
     /// An archiving data platform: how many committed batches this run archived, or why archiving failed
     /// (the batch stays committed; the next run archives it).
     pub archive: Option<Result<u32, String>>,
+    /// How long archiving took.
+    pub archiving: Duration,
 }
 
 impl Report {
@@ -96,6 +98,7 @@ impl Report {
             merge: Duration::ZERO,
             elapsed: Duration::ZERO,
             archive: None,
+            archiving: Duration::ZERO,
         }
     }
 }
@@ -553,8 +556,10 @@ async fn run_stream(ctx: &Ctx, stream: &Stream) -> Result<Report, EngineError> {
     // Every committed batch not archived yet (this one, and any a failed archive left) goes to the
     // archive; a failure leaves them committed, for the next run.
     if let (Ok(report), Some(archive)) = (&mut result, &stream.archive) {
+        let started = Instant::now();
         report.archive =
             Some(super::archive::archive_pending(ctx, stream, archive, &address).await);
+        report.archiving = started.elapsed();
     }
     lock.release().await;
     let mut report = result?;
@@ -721,6 +726,7 @@ async fn batch(ctx: &Ctx, stream: &Stream, address: &str) -> Result<Report, Engi
         merge,
         elapsed: Duration::ZERO,
         archive: None,
+        archiving: Duration::ZERO,
     })
 }
 
