@@ -1,6 +1,6 @@
 //! `s3_bucket` against the stack's real S3 server (MinIO), through the `ds` binary: create with versioning,
 //! lifecycle, policy and tags; no drift right after; drift made by hand shown and repaired by `ds reconcile`;
-//! a tag change in place; a bucket that holds objects not deleted, an empty one deleted; wrong keys and a
+//! a tag change in place; a bucket deleted, with every object version, only with `--allow-destroy`; wrong keys and a
 //! silent endpoint named in one line, without the secret.
 
 use std::collections::BTreeMap;
@@ -315,7 +315,7 @@ fn a_bucket_is_made_as_modelled_its_drift_repaired_and_a_tag_changed_in_place() 
 }
 
 #[test]
-fn a_bucket_holding_objects_is_not_deleted_and_an_empty_one_is() {
+fn a_bucket_is_deleted_with_its_objects_only_when_allowed() {
     let Some(case) = Case::new("delete") else {
         return;
     };
@@ -330,38 +330,27 @@ fn a_bucket_holding_objects_is_not_deleted_and_an_empty_one_is() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(case.exists());
 
-    case.put("batches/1.json", b"batch 1".to_vec());
+    // Objects in the (versioned) bucket: 1,100 versions of 550 keys and a delete marker, more than one page
+    // of a listing.
+    for i in 0..550 {
+        for version in ["one", "two"] {
+            case.put(&format!("batches/{i}.json"), version.as_bytes().to_vec());
+        }
+    }
+    assert!(case.delete("batches/0.json"));
     let block = std::fs::read_to_string(case.model.join("ecosystem.ds.hcl")).unwrap();
     let start = block.find(&format!("bucket \"{}\"", case.name)).unwrap();
     let end = start + block[start..].find("EOT\n    }").unwrap() + "EOT\n    }".len();
     case.edit(&block[start..end], "");
-    // The planner refuses to destroy a protected resource without consent...
+    // The planner refuses to destroy a protected resource without consent, changing nothing...
     let out = case.ds(&["apply", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("--allow-destroy"), "{}", text(&out));
     assert!(case.exists());
-    // ... and with it, the provider still refuses a bucket that holds objects, changing nothing.
-    let out = case.ds(&[
-        "apply",
-        "--auto-approve",
-        "--allow-destroy",
-        &case.address(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let said = text(&out);
-    assert!(
-        said.contains(&format!(
-            "refusing to delete bucket `{}`: it holds objects",
-            case.name
-        )) && said.contains(&format!("{}/{}", case.s3.endpoint, case.name)),
-        "{said}"
-    );
-    assert!(case.exists());
+    assert_eq!(case.object("batches/1.json"), Some(b"two".to_vec()));
     let listed = case.ds(&["state", "list"]);
     assert!(text(&listed).contains(&case.address()), "{}", text(&listed));
-
-    // Emptied (every version), it is deleted.
-    case.empty(false);
+    // ... and with it, the bucket goes with every object version in it.
     let out = case.ds(&[
         "apply",
         "--auto-approve",
@@ -370,6 +359,12 @@ fn a_bucket_holding_objects_is_not_deleted_and_an_empty_one_is() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!case.exists());
+    let listed = case.ds(&["state", "list"]);
+    assert!(
+        !text(&listed).contains(&case.address()),
+        "{}",
+        text(&listed)
+    );
 }
 
 #[test]

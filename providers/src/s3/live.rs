@@ -9,8 +9,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
-    CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
-    LifecycleRuleFilter, Tag, Tagging, VersioningConfiguration,
+    CreateBucketConfiguration, Delete, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+    LifecycleRuleFilter, ObjectIdentifier, Tag, Tagging, VersioningConfiguration,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -345,36 +345,73 @@ impl<'a> Target<'a> {
         Ok(())
     }
 
-    /// Deletes the bucket when it holds nothing; refuses (changing nothing) when it holds an object, an
-    /// object version or a delete marker. A bucket that is gone already is fine.
+    /// Deletes the bucket, and first every object version and delete marker in it. A delete of this
+    /// protected kind reaches the provider only when the plan allowed it (`--allow-destroy ADDR`): the
+    /// objects go with the bucket, as a table's rows go with the table. A bucket that is gone already is
+    /// fine.
     async fn delete(&self) -> Result<(), ProviderError> {
-        let listed = match self
-            .client
-            .list_object_versions()
-            .bucket(self.bucket())
-            .max_keys(1)
-            .send()
-            .await
-        {
-            Ok(listed) => listed,
-            Err(e) if code(&e) == Some("NoSuchBucket") => return Ok(()),
-            Err(e) => return Err(self.error("ListObjectVersions", e)),
-        };
-        let first = listed
-            .versions()
-            .first()
-            .and_then(|v| v.key())
-            .or_else(|| listed.delete_markers().first().and_then(|m| m.key()));
-        if let Some(key) = first {
-            return Err(self.fail(
-                format!(
-                    "refusing to delete bucket `{}`: it holds objects (`{key}`, ...), and ds does not delete \
-                     data. Nothing was changed: empty the bucket (every object version) and apply again, \
-                     or keep the bucket in the model",
-                    self.bucket()
-                ),
-                false,
-            ));
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let listed = match self
+                .client
+                .list_object_versions()
+                .bucket(self.bucket())
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+            {
+                Ok(listed) => listed,
+                Err(e) if code(&e) == Some("NoSuchBucket") => return Ok(()),
+                Err(e) => return Err(self.error("ListObjectVersions", e)),
+            };
+            let versions = listed.versions().iter().map(|v| (v.key(), v.version_id()));
+            let markers = listed
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id()));
+            let objects: Vec<ObjectIdentifier> = versions
+                .chain(markers)
+                .filter_map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .key(key?)
+                        .set_version_id(version.map(str::to_string))
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !objects.is_empty() {
+                let delete = Delete::builder()
+                    .set_objects(Some(objects))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| self.fail(format!("DeleteObjects: {e}"), false))?;
+                let out = self
+                    .client
+                    .delete_objects()
+                    .bucket(self.bucket())
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DeleteObjects", e))?;
+                if let Some(failed) = out.errors().first() {
+                    return Err(self.fail(
+                        format!(
+                            "DeleteObjects: `{}`: {}: {} ({} object(s) not deleted; the bucket stays)",
+                            failed.key().unwrap_or_default(),
+                            failed.code().unwrap_or("no error code"),
+                            failed.message().unwrap_or("no message"),
+                            out.errors().len()
+                        ),
+                        false,
+                    ));
+                }
+            }
+            if listed.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = listed.next_key_marker().map(str::to_string);
+            version_marker = listed.next_version_id_marker().map(str::to_string);
         }
         match self
             .client
