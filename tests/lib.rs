@@ -531,6 +531,12 @@ pub fn quickstart_source_db(text: String, pg: &Postgres, db: &str) -> String {
     )
 }
 
+/// The quickstart's text without the forensic data platform's `archive_bucket`: for tests of the merge
+/// that do not archive (tests/it/archive.rs does).
+pub fn quickstart_without_archive(text: String) -> String {
+    text.replace("    archive_bucket          = \"ds-archive\"\n", "")
+}
+
 /// The quickstart's workspaces renamed `<name>_<tag>`.
 pub fn quickstart_workspaces(text: String, tag: &str) -> String {
     text.replace(

@@ -59,7 +59,7 @@ impl Pipeline {
                 pg,
                 &source.name,
             );
-            tests::quickstart_workspaces(text, &tag)
+            tests::quickstart_without_archive(tests::quickstart_workspaces(text, &tag))
                 .replace("http://127.0.0.1:8083", &connect.url)
                 .replace("customer_db", &format!("cdb_{tag}"))
                 .replace("product_db", &format!("pdb_{tag}"))

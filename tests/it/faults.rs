@@ -51,11 +51,14 @@ impl Case {
         let model = tmp.path().join("model");
         tests::copy_quickstart(&model, |text| {
             let text = tests::quickstart_workspaces(
-                tests::quickstart_merge_db(text, pg, &merge.name),
+                tests::quickstart_merge_db(
+                    tests::quickstart_without_archive(text),
+                    pg,
+                    &merge.name,
+                ),
                 &tag,
             )
             .replace("bucket \"ds-archive\"", &format!("bucket \"{bucket}\""))
-            .replace("    archive_bucket          = \"ds-archive\"\n", "")
             .replace("http://127.0.0.1:9000", &own.s3.endpoint);
             if state_in_s3 {
                 // The state bucket is a bucket of the model; the first apply makes it to lock the state.

@@ -46,7 +46,9 @@ impl Case {
                 pg,
                 &source.name,
             );
-            edit(tests::quickstart_workspaces(text, &tag))
+            edit(tests::quickstart_without_archive(
+                tests::quickstart_workspaces(text, &tag),
+            ))
         });
         source.sql(PRODUCTS);
         let case = Case {

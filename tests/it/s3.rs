@@ -57,12 +57,12 @@ impl Case {
         let model = tmp.path().join("model");
         let block = bucket_block(&bucket, "team = \"data\", purpose = \"archive\"");
         tests::copy_quickstart(&model, |text| {
-            text.replace(
-                "bucket \"ds-archive\" {\n      versioning = true\n    }",
-                &block,
-            )
-            .replace("    archive_bucket          = \"ds-archive\"\n", "")
-            .replace("http://127.0.0.1:9000", &s3.endpoint)
+            tests::quickstart_without_archive(text)
+                .replace(
+                    "bucket \"ds-archive\" {\n      versioning = true\n    }",
+                    &block,
+                )
+                .replace("http://127.0.0.1:9000", &s3.endpoint)
         });
         let ecosystem = std::fs::read_to_string(model.join("ecosystem.ds.hcl")).unwrap();
         assert!(

@@ -259,16 +259,16 @@ fn apply_keeps_its_state_in_s3() {
     tests::copy_quickstart(&model, |text| {
         // The state bucket is one of the platform's buckets (the test made it already; only the archive
         // bucket is applied).
-        text.replace(
-            "bucket \"ds-archive\"",
-            &format!("bucket \"{}\" {{}}\n    bucket \"{archive}\"", case.name),
-        )
-        .replace("    archive_bucket          = \"ds-archive\"\n", "")
-        .replace("http://127.0.0.1:9000", &case.s3.endpoint)
-        .replace(
-            "state       = { backend = \"local\", path = \".ds/state.json\" }",
-            &state_line,
-        )
+        tests::quickstart_without_archive(text)
+            .replace(
+                "bucket \"ds-archive\"",
+                &format!("bucket \"{}\" {{}}\n    bucket \"{archive}\"", case.name),
+            )
+            .replace("http://127.0.0.1:9000", &case.s3.endpoint)
+            .replace(
+                "state       = { backend = \"local\", path = \".ds/state.json\" }",
+                &state_line,
+            )
     });
     let ecosystem = std::fs::read_to_string(model.join("ecosystem.ds.hcl")).unwrap();
     assert!(
