@@ -623,6 +623,10 @@ pub fn compile(model: &Model) -> Result<Graph, CompileError> {
             }),
             _ => Value::Null,
         };
+        // Its jobs write to the bucket: it is made first (and `--target scheduler_job` brings it along).
+        if let Some(bucket) = archive.get("bucket").and_then(Value::as_str) {
+            stream_tables.push(format!("s3_bucket.{bucket}"));
+        }
         let job_attributes = |datasets: Vec<&str>| {
             // The stream's key in the control tables (as the history views join them): the store, or
             // store and dataset for a store captured one dataset at a time.

@@ -1,5 +1,6 @@
 //! `ds merge run DATA_PLATFORM STORE [--dataset D]`: one batch of one ingestion stream, now.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -117,14 +118,45 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
     let runtime = super::runtime()?;
     for job in jobs {
         let started = std::time::Instant::now();
+        // Progress on stderr: a bar on a terminal, otherwise a line at most every 10 seconds.
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} batches replayed {elapsed_precise}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let last_line = std::sync::Mutex::new(std::time::Instant::now());
+        let progress = |done: usize, total: usize| match &bar {
+            Some(bar) => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+            None => {
+                if let Ok(mut last) = last_line.lock()
+                    && last.elapsed() >= std::time::Duration::from_secs(10)
+                {
+                    *last = std::time::Instant::now();
+                    eprintln!("{dp}.{store}: {done} of {total} batches replayed");
+                }
+            }
+        };
         let rebuilt = runtime
             .block_on(providers::scheduler::archive::rebuild(
                 &ctx,
                 &job.attributes,
+                &progress,
             ))
             .with_context(|| {
                 format!("rebuilding {dp}.{store} failed; the merge tables were not changed")
-            })?;
+            });
+        if let Some(bar) = &bar {
+            bar.finish_and_clear();
+        }
+        let rebuilt = rebuilt?;
         let base = rebuilt.base.map_or(String::new(), |(batch, rows)| {
             format!("loaded the base after batch {batch} ({rows} rows), ")
         });

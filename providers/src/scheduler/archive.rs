@@ -742,7 +742,13 @@ async fn load(
 /// tables are truncated, the base loaded (if there is one), and each archived batch loaded into staging and
 /// merged as the engine merges it. `ds_batch_counter` and `ds_batch_metrics` get back what they lack (a
 /// new merge database), so the next batch follows the last one replayed.
-pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
+///
+/// `progress` hears, after each batch replayed, how many of how many are done.
+pub async fn rebuild(
+    ctx: &Ctx,
+    job: &Value,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Rebuilt, EngineError> {
     let stream = Stream::of(job, None).map_err(|message| EngineError {
         stream: "(job)".into(),
         message,
@@ -777,7 +783,7 @@ pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
             *total += rows;
         }
         let mut rows = 0;
-        for (batch, loads) in &plan.batches {
+        for (done, (batch, loads)) in plan.batches.iter().enumerate() {
             for l in loads {
                 let dataset = &stream.datasets[l.dataset];
                 let at = |m: String| at(format!("dataset {} batch {batch}: {m}", dataset.name));
@@ -795,6 +801,7 @@ pub async fn rebuild(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
                         .map_err(|e| at(format!("merging: {}", pg(&e))))?;
                 }
             }
+            progress(done + 1, plan.batches.len());
         }
         let loads = plan.base.iter().chain(plan.batches.values().flatten());
         let last = loads.clone().map(|l| l.manifest.batch).max().unwrap_or(0);
