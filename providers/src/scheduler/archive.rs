@@ -21,13 +21,13 @@
 //! loaded; any fault rolls the whole rebuild back.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -270,7 +270,7 @@ impl<'a> Upload<'a> {
 /// Streams `sql`'s rows (one JSON text a row) gzip-compressed into `key`; returns the row count and the
 /// object's SHA-256.
 async fn upload_rows(
-    db: &tokio_postgres::Client,
+    db: &mut tokio_postgres::Client,
     archive: &Archive,
     client: &Client,
     key: String,
@@ -279,27 +279,33 @@ async fn upload_rows(
 ) -> Result<(u64, String), String> {
     let mut upload = Upload::new(archive, client, key);
     let result = async {
-        let rows = db
-            .query_raw(sql, params.iter().copied())
-            .await
-            .map_err(|e| format!("reading the rows: {}", pg(&e)))?;
-        futures_util::pin_mut!(rows);
+        let reading = |e: tokio_postgres::Error| format!("reading the rows: {}", pg(&e));
+        // A portal read 10,000 rows at a time: memory stays bounded whatever the batch's size (a plain
+        // query's rows pile up in the client while the upload is slower than the server).
+        let tx = db.transaction().await.map_err(reading)?;
+        let portal = tx.bind(sql, params).await.map_err(reading)?;
         // The fastest level: archiving runs after every commit; its objects come out about a fifth larger
         // than at the default level (docs/benchmarks.md).
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut count = 0u64;
-        while let Some(row) = rows.next().await {
-            let row = row.map_err(|e| format!("reading the rows: {}", pg(&e)))?;
-            let line: &str = row.get(0);
-            gz.write_all(line.as_bytes())
-                .and_then(|_| gz.write_all(b"\n"))
-                .map_err(|e| e.to_string())?;
-            count += 1;
+        loop {
+            let rows = tx.query_portal(&portal, 10_000).await.map_err(reading)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let line: &str = row.get(0);
+                gz.write_all(line.as_bytes())
+                    .and_then(|_| gz.write_all(b"\n"))
+                    .map_err(|e| e.to_string())?;
+            }
+            count += rows.len() as u64;
             if gz.get_ref().len() >= PART {
                 let part = std::mem::take(gz.get_mut());
                 upload.part(part).await?;
             }
         }
+        tx.commit().await.map_err(reading)?;
         let rest = gz.finish().map_err(|e| e.to_string())?;
         Ok((count, upload.finish(rest).await?))
     }
@@ -316,6 +322,77 @@ struct Pending {
     metrics: Metrics,
 }
 
+/// Writes archived directories of one stream: a dataset's rows (a batch's staged ones, or the merge table
+/// for a base), then its manifest.
+struct Writer<'a> {
+    stream: &'a Stream,
+    archive: &'a Archive,
+    client: &'a Client,
+    created_at: String,
+}
+
+impl Writer<'_> {
+    async fn write(
+        &self,
+        db: &mut tokio_postgres::Client,
+        kind: Kind,
+        batch: i32,
+        dataset: &str,
+        table: &str,
+        metrics: &Metrics,
+    ) -> Result<(), String> {
+        let at = |m: String| format!("dataset {dataset}: {m}");
+        let dir = format!(
+            "{}{}={batch}/",
+            prefix(self.stream, dataset),
+            if kind == Kind::Base { "base" } else { "batch" }
+        );
+        let (sql, params): (String, &[&(dyn ToSql + Sync)]) = match kind {
+            Kind::Batch => (
+                format!(
+                    "SELECT row_to_json(s)::text FROM {table} AS s WHERE ds_surf_batch_id = $1"
+                ),
+                &[&batch],
+            ),
+            Kind::Base => (
+                format!("SELECT row_to_json(s)::text FROM {table} AS s"),
+                &[],
+            ),
+        };
+        let (rows, sha256) = upload_rows(
+            db,
+            self.archive,
+            self.client,
+            format!("{dir}rows.jsonl.gz"),
+            &sql,
+            params,
+        )
+        .await
+        .map_err(at)?;
+        let manifest = Manifest {
+            kind,
+            batch,
+            stream: self.stream.stream.clone(),
+            dataset: dataset.to_string(),
+            rows,
+            sha256,
+            created_at: self.created_at.clone(),
+            metrics: Some(metrics.clone()),
+        };
+        let key = format!("{dir}manifest.json");
+        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| at(e.to_string()))?;
+        self.client
+            .put_object()
+            .bucket(&self.archive.bucket)
+            .key(&key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| at(self.archive.failed("PutObject", &key, &e)))?;
+        Ok(())
+    }
+}
+
 /// Archives every committed batch of `stream` that is not archived yet, oldest first; returns how many.
 /// When some of them have no staged rows left (pruned before the data platform had an archive), a base of
 /// the merge tables as they are now (the stream's lock is held: after its newest committed batch) stands
@@ -327,7 +404,7 @@ pub(super) async fn archive_pending(
     address: &str,
 ) -> Result<u32, String> {
     let client = archive.client(ctx)?;
-    let db = ctx
+    let mut db = ctx
         .postgres
         .lease(ctx, &stream.merge, address)
         .await
@@ -386,71 +463,26 @@ pub(super) async fn archive_pending(
         .map_err(|e| pg(&e))?
         .get(0);
     let created_at = created_at.trim_matches('"').to_string();
-    let write = |kind: Kind, batch: i32, dataset: String, table: String, metrics: Metrics| {
-        let (db, client, created_at) = (&db, &client, created_at.clone());
-        async move {
-            let at = |m: String| format!("dataset {dataset}: {m}");
-            let dir = format!(
-                "{}{}={batch}/",
-                prefix(stream, &dataset),
-                if kind == Kind::Base { "base" } else { "batch" }
-            );
-            let (sql, params): (String, &[&(dyn ToSql + Sync)]) = match kind {
-                Kind::Batch => (
-                    format!(
-                        "SELECT row_to_json(s)::text FROM {table} AS s WHERE ds_surf_batch_id = $1"
-                    ),
-                    &[&batch],
-                ),
-                Kind::Base => (
-                    format!("SELECT row_to_json(s)::text FROM {table} AS s"),
-                    &[],
-                ),
-            };
-            let (rows, sha256) = upload_rows(
-                db,
-                archive,
-                client,
-                format!("{dir}rows.jsonl.gz"),
-                &sql,
-                params,
-            )
-            .await
-            .map_err(at)?;
-            let manifest = Manifest {
-                kind,
-                batch,
-                stream: stream.stream.clone(),
-                dataset: dataset.clone(),
-                rows,
-                sha256,
-                created_at,
-                metrics: Some(metrics),
-            };
-            let key = format!("{dir}manifest.json");
-            let body = serde_json::to_vec_pretty(&manifest).map_err(|e| at(e.to_string()))?;
-            client
-                .put_object()
-                .bucket(&archive.bucket)
-                .key(&key)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| at(archive.failed("PutObject", &key, &e)))?;
-            Ok::<_, String>(())
-        }
+    let writer = Writer {
+        stream,
+        archive,
+        client: &client,
+        created_at,
     };
     if pending.iter().any(|p| !staged.contains(&p.batch)) {
         // The merge tables after the newest committed batch stand in for every pending batch.
         for dataset in &stream.datasets {
-            write(
-                Kind::Base,
-                newest.batch,
-                dataset.name.clone(),
-                stream.table(&dataset.merge),
-                newest.metrics.clone(),
-            )
-            .await?;
+            let table = stream.table(&dataset.merge);
+            writer
+                .write(
+                    &mut db,
+                    Kind::Base,
+                    newest.batch,
+                    &dataset.name,
+                    &table,
+                    &newest.metrics,
+                )
+                .await?;
         }
         db.execute(
             &format!(
@@ -465,14 +497,17 @@ pub(super) async fn archive_pending(
     }
     for p in &pending {
         for dataset in &stream.datasets {
-            write(
-                Kind::Batch,
-                p.batch,
-                dataset.name.clone(),
-                stream.table(&dataset.staging),
-                p.metrics.clone(),
-            )
-            .await?;
+            let table = stream.table(&dataset.staging);
+            writer
+                .write(
+                    &mut db,
+                    Kind::Batch,
+                    p.batch,
+                    &dataset.name,
+                    &table,
+                    &p.metrics,
+                )
+                .await?;
         }
         db.execute(
             &format!(
@@ -660,8 +695,27 @@ async fn plan(stream: &Stream, archive: &Archive, client: &Client) -> Result<Pla
     Ok(plan)
 }
 
-/// Loads one archived directory's rows into `table` (through the session's `ds_rebuild_rows`), checking
-/// them against the manifest; returns the row count.
+/// Appends the complete JSON lines of `text` to `buffer` in COPY's text format (a JSON line holds no tab,
+/// newline or carriage return, JSON escapes them, so only its backslashes need escaping); returns how many.
+fn copy_lines(text: &[u8], buffer: &mut Vec<u8>) -> u64 {
+    let mut rows = 0;
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        for b in line {
+            if *b == b'\\' {
+                buffer.push(b'\\');
+            }
+            buffer.push(*b);
+        }
+        buffer.push(b'\n');
+        rows += 1;
+    }
+    rows
+}
+
+/// Loads one archived directory's rows into `table` (through the session's `ds_rebuild_rows`), streaming:
+/// the object is read chunk by chunk, hashed, decompressed and copied as it arrives, and checked against
+/// the manifest (SHA-256, row count) before its rows go further; a mismatch is an error (the caller's
+/// transaction then leaves everything as it was). Returns the row count.
 async fn load(
     tx: &tokio_postgres::Transaction<'_>,
     archive: &Archive,
@@ -670,51 +724,63 @@ async fn load(
     table: &str,
 ) -> Result<u64, String> {
     let key = format!("{}/rows.jsonl.gz", load.dir);
-    let gz = get(archive, client, &key).await?;
-    let sum = hex(&Sha256::digest(&gz));
+    let mut body = client
+        .get_object()
+        .bucket(&archive.bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| archive.failed("GetObject", &key, &e))?
+        .body;
+    let sink = tx
+        .copy_in::<_, bytes::Bytes>("COPY ds_rebuild_rows (line) FROM STDIN")
+        .await
+        .map_err(|e| pg(&e))?;
+    futures_util::pin_mut!(sink);
+    let mut sha = Sha256::new();
+    // Compressed bytes in, decompressed bytes collect in the decoder's Vec until a line is complete.
+    let mut gz = flate2::write::GzDecoder::new(Vec::new());
+    let mut buffer = Vec::with_capacity(1 << 20);
+    let mut rows = 0u64;
+    let reading = |e: &dyn std::fmt::Display| format!("s3://{}/{key}: {e}", archive.bucket);
+    // A stream that does not decompress is read to its end all the same: a checksum that does not match
+    // the manifest is the better message.
+    let mut broken = None;
+    while let Some(chunk) = body.try_next().await.map_err(|e| reading(&e))? {
+        sha.update(&chunk);
+        if broken.is_some() {
+            continue;
+        }
+        if let Err(e) = gz.write_all(&chunk) {
+            broken = Some(reading(&e));
+            continue;
+        }
+        let out = gz.get_mut();
+        if let Some(end) = out.iter().rposition(|b| *b == b'\n') {
+            rows += copy_lines(&out[..end], &mut buffer);
+            out.drain(..=end);
+        }
+        if buffer.len() >= 1 << 20 {
+            sink.send(bytes::Bytes::from(std::mem::take(&mut buffer)))
+                .await
+                .map_err(|e| pg(&e))?;
+        }
+    }
+    if broken.is_none() {
+        match gz.finish() {
+            Ok(rest) => rows += copy_lines(&rest, &mut buffer),
+            Err(e) => broken = Some(reading(&e)),
+        }
+    }
+    let sum = hex(&sha.finalize());
     if sum != load.manifest.sha256 {
         return Err(format!(
             "{key} does not match its manifest (SHA-256 {sum}, the manifest says {})",
             load.manifest.sha256
         ));
     }
-    let sink = tx
-        .copy_in::<_, bytes::Bytes>("COPY ds_rebuild_rows (line) FROM STDIN")
-        .await
-        .map_err(|e| pg(&e))?;
-    futures_util::pin_mut!(sink);
-    let mut lines = std::io::BufReader::new(flate2::read::GzDecoder::new(gz.as_slice()));
-    let mut buffer = Vec::with_capacity(1 << 20);
-    let mut line = Vec::new();
-    let mut rows = 0u64;
-    loop {
-        line.clear();
-        if lines
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("{key}: {e}"))?
-            == 0
-        {
-            break;
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if text.is_empty() {
-            continue;
-        }
-        // COPY's text format: a JSON line holds no tab, newline or carriage return (JSON escapes them),
-        // so only its backslashes need escaping.
-        for b in text {
-            if *b == b'\\' {
-                buffer.push(b'\\');
-            }
-            buffer.push(*b);
-        }
-        buffer.push(b'\n');
-        rows += 1;
-        if buffer.len() >= 1 << 20 {
-            sink.send(bytes::Bytes::from(std::mem::take(&mut buffer)))
-                .await
-                .map_err(|e| pg(&e))?;
-        }
+    if let Some(broken) = broken {
+        return Err(broken);
     }
     if !buffer.is_empty() {
         sink.send(bytes::Bytes::from(buffer))
