@@ -288,18 +288,23 @@ async fn upload_rows(
         // than at the default level (docs/benchmarks.md).
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let mut count = 0u64;
-        loop {
-            let rows = tx.query_portal(&portal, 10_000).await.map_err(reading)?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let line: &str = row.get(0);
-                gz.write_all(line.as_bytes())
-                    .and_then(|_| gz.write_all(b"\n"))
-                    .map_err(|e| e.to_string())?;
-            }
+        let mut rows = tx.query_portal(&portal, 10_000).await.map_err(reading)?;
+        while !rows.is_empty() {
+            // The next rows are asked for first, so the server reads them while these are compressed.
+            let next = tx.query_portal(&portal, 10_000);
+            let compress = async {
+                for row in &rows {
+                    let line: &str = row.get(0);
+                    gz.write_all(line.as_bytes())
+                        .and_then(|_| gz.write_all(b"\n"))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(())
+            };
+            let (next, compressed) = futures_util::join!(next, compress);
+            compressed?;
             count += rows.len() as u64;
+            rows = next.map_err(reading)?;
             if gz.get_ref().len() >= PART {
                 let part = std::mem::take(gz.get_mut());
                 upload.part(part).await?;
