@@ -5,8 +5,10 @@
 //!   fails naming the endpoint, and with the server back the next apply creates only the bucket;
 //! - the state kept in S3 and the server stopped while an apply runs (held up by a lock in PostgreSQL until
 //!   the server is gone): the changes are made, the state cannot be written, so it is saved to
-//!   `ds-errored.state.json`; the state in S3 is the one before; with the server back `ds state push`
-//!   records the saved file and the plan is empty.
+//!   `ds-errored.state.json`; the state in S3 does not know what was made; with the server back `ds state push`
+//!   records the saved file and the plan is empty;
+//! - two applies at once on the state in S3: the second is refused naming the first's lock, and only the
+//!   first writes.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -145,6 +147,108 @@ impl Case {
     }
 }
 
+impl Case {
+    /// Adds a workspace to the model (a schema, a view over a merge table, a role and grants to make);
+    /// returns its name.
+    fn add_workspace(&self) -> String {
+        let team = self.model.join("team_shop.ds.hcl");
+        let workspace = format!("extra_{}", self.tag);
+        let text = std::fs::read_to_string(&team).unwrap();
+        let anchor = "  # A transformer: a SQL query";
+        assert!(text.contains(anchor));
+        std::fs::write(
+            &team,
+            text.replace(
+                anchor,
+                &format!(
+                    "  workspace \"{workspace}\" {{\n    dataset_group \"live\" {{\n      requirements = {{ milestoning = \"LIVE_ONLY\", latency = \"MINUTES\" }}\n      sink \"product_db\" \"products\" {{}}\n    }}\n  }}\n\n{anchor}"
+                ),
+            ),
+        )
+        .unwrap();
+        workspace
+    }
+
+    /// Whether a session of the merge database meets `condition` (SQL over `pg_stat_activity`).
+    fn sessions(&self, condition: &str) -> bool {
+        self.merge.sql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND {condition}"
+        )) != "0"
+    }
+
+    /// Waits up to `seconds` for `condition` (as `sessions`), failing with `what` and the sessions.
+    fn wait_for(&self, condition: &str, seconds: u64, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while !self.sessions(condition) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {}",
+                self.merge.sql(
+                    "SELECT string_agg(coalesce(wait_event_type, '-') || ' ' || left(query, 120), E'\n') \
+                     FROM pg_stat_activity WHERE datname = current_database()"
+                )
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// A psql session that has created a schema and not committed: an apply's `CREATE SCHEMA` of the same name
+/// waits for it, holding the state lock, until it is released (rolled back).
+struct SchemaHold {
+    psql: std::process::Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl SchemaHold {
+    fn new(case: &Case, schema: &str) -> SchemaHold {
+        let pg = case.merge.pg;
+        let mut psql = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user])
+            .arg(&case.merge.name)
+            .env("PGPASSWORD", &pg.password)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("psql runs");
+        let mut stdin = psql.stdin.take().unwrap();
+        stdin
+            .write_all(format!("BEGIN;\nCREATE SCHEMA {schema};\n").as_bytes())
+            .unwrap();
+        stdin.flush().unwrap();
+        case.wait_for(
+            "state = 'idle in transaction' AND query ILIKE 'CREATE SCHEMA%'",
+            30,
+            "the schema was not created",
+        );
+        SchemaHold { psql, stdin }
+    }
+
+    /// `ds apply --auto-approve`, started and waited for until it waits on the schema.
+    fn apply_waiting(&self, case: &Case) -> std::process::Child {
+        let apply = case
+            .command(&["apply", "--auto-approve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ds runs");
+        case.wait_for(
+            "wait_event_type = 'Lock' AND query ILIKE 'CREATE SCHEMA%'",
+            60,
+            "the apply did not reach the new schema",
+        );
+        apply
+    }
+
+    /// Rolls the schema back: the waiting apply goes on.
+    fn release(mut self) {
+        self.stdin.write_all(b"ROLLBACK;\n").unwrap();
+        drop(self.stdin);
+        self.psql.wait().unwrap();
+    }
+}
+
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
@@ -219,82 +323,12 @@ fn an_apply_whose_s3_state_backend_stops_saves_its_state_for_ds_state_push() {
         Some(&providers::s3::sdk::types::BucketVersioningStatus::Enabled)
     );
 
-    // A new workspace: a schema, views over the merge tables, a role and grants to make.
-    let team = case.model.join("team_shop.ds.hcl");
-    let workspace = format!("extra_{}", case.tag);
-    let text_before = std::fs::read_to_string(&team).unwrap();
-    let anchor = "  # A transformer: a SQL query";
-    assert!(text_before.contains(anchor));
-    std::fs::write(
-        &team,
-        text_before.replace(
-            anchor,
-            &format!(
-                "  workspace \"{workspace}\" {{\n    dataset_group \"live\" {{\n      requirements = {{ milestoning = \"LIVE_ONLY\", latency = \"MINUTES\" }}\n      sink \"product_db\" \"products\" {{}}\n    }}\n  }}\n\n{anchor}"
-            ),
-        ),
-    )
-    .unwrap();
-
-    // A session creating the new workspace's schema, uncommitted: the apply's CREATE SCHEMA waits for it.
-    let pg = case.merge.pg;
-    let mut holder = Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-        .args(["-h", &pg.host, "-p", &pg.port.to_string(), "-U", &pg.user])
-        .arg(&case.merge.name)
-        .env("PGPASSWORD", &pg.password)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("psql runs");
-    let mut stdin = holder.stdin.take().unwrap();
-    stdin
-        .write_all(format!("BEGIN;\nCREATE SCHEMA ws_{workspace};\n").as_bytes())
-        .unwrap();
-    stdin.flush().unwrap();
-    let waiting = |sql_like: &str| {
-        case.merge.sql(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND wait_event_type = 'Lock' AND query ILIKE '{sql_like}'"
-        )) != "0"
-    };
-    let created = || {
-        case.merge.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'idle in transaction' AND query ILIKE 'CREATE SCHEMA%'",
-        ) != "0"
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !created() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the schema was not created"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let apply = case
-        .command(&["apply", "--auto-approve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ds runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !waiting("CREATE SCHEMA%") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the apply did not reach the new schema: {}",
-            case.merge.sql(
-                "SELECT string_agg(coalesce(wait_event_type, '-') || ' ' || left(query, 120), E'\n') \
-                 FROM pg_stat_activity WHERE datname = current_database()"
-            )
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let workspace = case.add_workspace();
+    let hold = SchemaHold::new(&case, &format!("ws_{workspace}"));
+    let apply = hold.apply_waiting(&case);
     // The apply holds the state lock and is making changes: the S3 server stops, then the schema may go on.
     case.own.stop();
-    stdin.write_all(b"ROLLBACK;\n").unwrap();
-    drop(stdin);
-    holder.wait().unwrap();
+    hold.release();
     let out = apply.wait_with_output().unwrap();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
@@ -331,6 +365,46 @@ fn an_apply_whose_s3_state_backend_stops_saves_its_state_for_ds_state_push() {
     let out = case.ds(&["state", "push", "ds-errored.state.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("was written since"), "{}", text(&out));
+    let out = case.ds(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Two applies at once on the s3 state backend: the second is refused at once naming the first (its lock),
+/// writes nothing and changes nothing; the first finishes and writes the state once.
+#[test]
+fn two_applies_at_once_on_the_s3_state_backend_never_both_write() {
+    let Some(case) = Case::new("two", true) else {
+        return;
+    };
+    let out = case.ds(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let before = case.state_object().expect("the state in S3");
+
+    let workspace = case.add_workspace();
+    let hold = SchemaHold::new(&case, &format!("ws_{workspace}"));
+    let first = hold.apply_waiting(&case);
+    // The first apply holds the lock (it waits on the schema): the second is refused, naming it.
+    let out = case.ds(&["apply", "--auto-approve"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("s3://state/state.json")
+            && all.contains("is locked by")
+            && all.contains(&format!("pid {}", first.id())),
+        "{all}"
+    );
+    assert_eq!(case.state_object().unwrap().serial, before.serial);
+    hold.release();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = case.state_object().unwrap();
+    assert_eq!(after.lineage, before.lineage);
+    assert!(after.serial > before.serial);
+    assert!(
+        after
+            .resource(&format!("postgres_schema.ws_{workspace}"))
+            .is_some()
+    );
     let out = case.ds(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
