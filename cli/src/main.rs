@@ -165,13 +165,18 @@ loaded if there is one, and every batch replayed in order through the same merge
 object checked against its manifest's SHA-256 and row count as it is loaded. The batch counter and metrics get \
 back what they lack (after losing the merge database: `ds apply`, then `ds rebuild`). Reports the base, how \
 many batches and rows it replayed, and the batch the merge tables are at.\n\n\
-Exit codes: 0 rebuilt; 1 it failed (the merge tables are as they were)."
+With --dry-run: the archive is listed and checked (manifests only; the objects themselves are checked as a \
+rebuild loads them), and what a rebuild would replay is printed; nothing is changed.\n\n\
+Exit codes: 0 rebuilt (with --dry-run: the archive is whole); 1 it failed (the merge tables are as they were)."
     )]
     Rebuild {
         /// The data platform (it must have an archive_bucket)
         data_platform: String,
         /// The datastore
         store: String,
+        /// Check that the archive is whole and say what a rebuild would replay, changing nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Keep data flowing: `ds scheduler run [--once]` runs the jobs as their triggers say
     #[command(subcommand)]
@@ -227,7 +232,8 @@ fn main() -> ExitCode {
         Command::Rebuild {
             data_platform,
             store,
-        } => commands::merge::rebuild(dir, &data_platform, &store),
+            dry_run,
+        } => commands::merge::rebuild(dir, &data_platform, &store, dry_run),
         Command::Scheduler(command) => commands::scheduler::run(dir, &command),
         Command::Status => commands::scheduler::status(dir),
         Command::Serve(args) => serve::run(dir, &args),

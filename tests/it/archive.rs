@@ -272,6 +272,17 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     );
     case.apply();
     assert_eq!(case.merge.sql(MERGE_ROWS), "");
+    // A dry run checks the archive and says what a rebuild would do, changing nothing.
+    let out = case.ds(
+        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "zero_forensic.product_db: the archive is whole: a rebuild would replay 4 batches, 10 rows, up to batch 4"
+    );
+    assert_eq!(case.merge.sql(MERGE_ROWS), "");
     let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
@@ -317,6 +328,16 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("lacks batch 2"), "{}", text(&out));
     assert_eq!(case.merge.sql(MERGE_ROWS), before);
+    let out = case.ds(
+        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot be rebuilt from") && text(&out).contains("lacks batch 2"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -366,6 +387,19 @@ fn an_archive_turned_on_late_begins_with_a_base_and_rebuilds_from_it() {
     assert!(err.contains("archived 1 batch(es)"), "{err}");
     assert_eq!(case.manifest(5)["kind"], "batch");
 
+    let out = case.ds(
+        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "zero_forensic.product_db: the archive is whole: a rebuild would load the base after batch 4 \
+             ({} rows), replay 1 batches, 3 rows, up to batch 5",
+            base["rows"]
+        )
+    );
     let before = case.merge.sql(MERGE_ROWS);
     case.merge
         .sql("TRUNCATE zero_forensic.product_db__products__merge");

@@ -96,7 +96,12 @@ pub(crate) fn run(dir: &Path, command: &MergeCommand) -> anyhow::Result<u8> {
 }
 
 /// `ds rebuild DATA_PLATFORM STORE`: the store's merge tables recreated from the archive alone.
-pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::Result<u8> {
+pub(crate) fn rebuild(
+    dir: &Path,
+    data_platform: &str,
+    store: &str,
+    dry_run: bool,
+) -> anyhow::Result<u8> {
     let loaded = super::load_valid(dir)?;
     let graph = planner::compile::compile(&loaded.model)?;
     let (dp, store) = (
@@ -116,6 +121,24 @@ pub(crate) fn rebuild(dir: &Path, data_platform: &str, store: &str) -> anyhow::R
     let credentials = crate::credentials::source(&loaded.model, dir);
     let ctx = providers::live::Ctx::new(Arc::new(credentials));
     let runtime = super::runtime()?;
+    if dry_run {
+        for job in jobs {
+            let plan = runtime
+                .block_on(providers::scheduler::archive::rebuild_plan(
+                    &ctx,
+                    &job.attributes,
+                ))
+                .with_context(|| format!("the archive of {dp}.{store} cannot be rebuilt from"))?;
+            let base = plan.base.map_or(String::new(), |(batch, rows)| {
+                format!("load the base after batch {batch} ({rows} rows), ")
+            });
+            println!(
+                "{}: the archive is whole: a rebuild would {base}replay {} batches, {} rows, up to batch {}",
+                plan.stream, plan.batches, plan.rows, plan.last
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     for job in jobs {
         let started = std::time::Instant::now();
         // Progress on stderr: a bar on a terminal, otherwise a line at most every 10 seconds.

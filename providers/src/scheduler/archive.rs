@@ -820,17 +820,8 @@ pub async fn rebuild(
     job: &Value,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Rebuilt, EngineError> {
-    let stream = Stream::of(job, None).map_err(|message| EngineError {
-        stream: "(job)".into(),
-        message,
-    })?;
-    let Some(archive) = &stream.archive else {
-        return Err(stream.error("its data platform has no `archive_bucket`: there is no archive"));
-    };
-    let client = archive.client(ctx).map_err(|e| stream.error(e))?;
-    let plan = plan(&stream, archive, &client)
-        .await
-        .map_err(|e| stream.error(e))?;
+    let (stream, client, plan) = open(ctx, job).await?;
+    let archive = stream.archive.as_ref().expect("open checked it");
     let address = format!("scheduler_job.{}", stream.label);
     let mut lock = StreamLock::take(ctx, &stream, &address).await?;
     let result = async {
@@ -894,6 +885,42 @@ pub async fn rebuild(
     .await;
     lock.release().await;
     result
+}
+
+/// The stream a `scheduler_job`'s attributes describe, a client for its archive, and the archive's replay
+/// plan (checked whole).
+async fn open(ctx: &Ctx, job: &Value) -> Result<(Stream, Client, Plan), EngineError> {
+    let stream = Stream::of(job, None).map_err(|message| EngineError {
+        stream: "(job)".into(),
+        message,
+    })?;
+    let Some(archive) = &stream.archive else {
+        return Err(stream.error("its data platform has no `archive_bucket`: there is no archive"));
+    };
+    let client = archive.client(ctx).map_err(|e| stream.error(e))?;
+    let plan = plan(&stream, archive, &client)
+        .await
+        .map_err(|e| stream.error(e))?;
+    Ok((stream, client, plan))
+}
+
+/// What a rebuild of the stream a `scheduler_job`'s attributes describe would replay, from its archive's
+/// manifests, changing nothing: the error a rebuild would stop at when the archive is not whole.
+pub async fn rebuild_plan(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
+    let (stream, _, plan) = open(ctx, job).await?;
+    let rows = |loads: &mut dyn Iterator<Item = &Load>| loads.map(|l| l.manifest.rows).sum::<u64>();
+    let base = plan
+        .base
+        .first()
+        .map(|l| (l.manifest.batch, rows(&mut plan.base.iter())));
+    let loads = plan.base.iter().chain(plan.batches.values().flatten());
+    Ok(Rebuilt {
+        stream: stream.label.clone(),
+        base,
+        batches: plan.batches.len() as u32,
+        rows: rows(&mut plan.batches.values().flatten()),
+        last: loads.map(|l| l.manifest.batch).max().unwrap_or(0),
+    })
 }
 
 /// A new merge database has no `ds_batch_counter` or `ds_batch_metrics` rows for the stream: what the
