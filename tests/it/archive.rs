@@ -141,6 +141,15 @@ impl Case {
         command.output().expect("ds runs")
     }
 
+    /// `ds rebuild [--dry-run] zero_forensic product_db`.
+    fn rebuild(&self, dry_run: bool) -> Output {
+        let mut args = vec!["rebuild", "zero_forensic", "product_db"];
+        if dry_run {
+            args.insert(1, "--dry-run");
+        }
+        self.ds(&args, true)
+    }
+
     /// `ds merge run zero_forensic product_db`: stdout and stderr. It exits 0, or 1 when the batch committed
     /// but could not be archived (`s3_keys` false: the object store's credential is missing).
     fn batch(&self, s3_keys: bool) -> (String, String) {
@@ -273,17 +282,14 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     case.apply();
     assert_eq!(case.merge.sql(MERGE_ROWS), "");
     // A dry run checks the archive and says what a rebuild would do, changing nothing.
-    let out = case.ds(
-        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
-        true,
-    );
+    let out = case.rebuild(true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "zero_forensic.product_db: the archive is whole: a rebuild would replay 4 batches, 10 rows, up to batch 4"
     );
     assert_eq!(case.merge.sql(MERGE_ROWS), "");
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -313,7 +319,7 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
     let last = gz.len() - 1;
     gz[last] ^= 1;
     case.put(key, gz);
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("does not match its manifest"),
@@ -324,14 +330,11 @@ fn batches_are_archived_and_the_merge_table_is_rebuilt_from_the_archive_alone() 
 
     // An archive that lacks a batch is refused before anything is read into the database.
     assert!(case.delete("zero_forensic/product_db/products/batch=2/manifest.json"));
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("lacks batch 2"), "{}", text(&out));
     assert_eq!(case.merge.sql(MERGE_ROWS), before);
-    let out = case.ds(
-        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
-        true,
-    );
+    let out = case.rebuild(true);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("cannot be rebuilt from") && text(&out).contains("lacks batch 2"),
@@ -387,10 +390,7 @@ fn an_archive_turned_on_late_begins_with_a_base_and_rebuilds_from_it() {
     assert!(err.contains("archived 1 batch(es)"), "{err}");
     assert_eq!(case.manifest(5)["kind"], "batch");
 
-    let out = case.ds(
-        &["rebuild", "--dry-run", "zero_forensic", "product_db"],
-        true,
-    );
+    let out = case.rebuild(true);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -403,7 +403,7 @@ fn an_archive_turned_on_late_begins_with_a_base_and_rebuilds_from_it() {
     let before = case.merge.sql(MERGE_ROWS);
     case.merge
         .sql("TRUNCATE zero_forensic.product_db__products__merge");
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -453,7 +453,7 @@ fn a_large_batch_goes_up_in_parts_and_comes_back_whole() {
     let before = case.merge.sql(digest);
     case.merge
         .sql("TRUNCATE zero_forensic.product_db__products__merge");
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("replayed 1 batches, 120000 rows"),
@@ -539,7 +539,7 @@ fn an_archive_write_with_the_server_stopped_is_retried_by_the_next_run() {
     let before = case.merge.sql(MERGE_ROWS);
     case.merge
         .sql("TRUNCATE zero_forensic.product_db__products__merge");
-    let out = case.ds(&["rebuild", "zero_forensic", "product_db"], true);
+    let out = case.rebuild(false);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(case.merge.sql(MERGE_ROWS), before);
 }
