@@ -531,6 +531,20 @@ pub fn quickstart_source_db(text: String, pg: &Postgres, db: &str) -> String {
     )
 }
 
+/// The quickstart's text pointed at one test's databases on `pg` (`merge` and the shop's `source`), with its
+/// workspaces renamed `<name>_<tag>`.
+pub fn quickstart_for(text: String, pg: &Postgres, merge: &str, source: &str, tag: &str) -> String {
+    quickstart_workspaces(
+        quickstart_source_db(quickstart_merge_db(text, pg, merge), pg, source),
+        tag,
+    )
+}
+
+/// The shop's `products` table as a snapshot source's (the quickstart's `product_db`).
+pub const PRODUCTS_TABLE: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KEY, \
+     name varchar(200) NOT NULL, price numeric(10,2) NOT NULL, currency char(3) NOT NULL, \
+     in_stock integer NOT NULL, updated_at timestamp)";
+
 /// The quickstart's text without the forensic data platform's `archive_bucket`: for tests of the merge
 /// that do not archive (tests/it/archive.rs does).
 pub fn quickstart_without_archive(text: String) -> String {

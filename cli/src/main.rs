@@ -150,7 +150,7 @@ it is: the next plan shows only how it really differs from the model, instead of
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
-    /// Inspect and repair the recorded state: list, show, rm, unlock
+    /// Inspect and repair the recorded state: list, show, rm, push, unlock
     #[command(subcommand)]
     State(commands::state::StateCommand),
     /// Move data now: `ds merge run DATA_PLATFORM STORE` runs one batch of an ingestion stream

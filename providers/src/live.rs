@@ -81,6 +81,8 @@ pub struct Ctx {
     pub postgres: crate::postgres::live::Pools,
     /// The HTTP client for Kafka Connect's REST API, shared by every resource of one run.
     pub connect: crate::kafka_connect::client::Http,
+    /// S3 clients, shared by every bucket and archive of one run.
+    pub s3: crate::s3::live::Clients,
     /// Health findings reported by reads, collected by the refresh.
     health: std::sync::Mutex<Vec<Health>>,
 }
@@ -92,6 +94,7 @@ impl Ctx {
             credentials,
             postgres: Default::default(),
             connect: Default::default(),
+            s3: Default::default(),
             health: Default::default(),
         }
     }

@@ -8,9 +8,6 @@ use std::process::{Command, Output};
 
 use tests::{Postgres, S3, TestBucket, TestDatabase};
 
-const PRODUCTS: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KEY, name varchar(200) NOT NULL, \
-     price numeric(10,2) NOT NULL, currency char(3) NOT NULL, in_stock integer NOT NULL, updated_at timestamp)";
-
 /// Every row of the merge table, every column, in a stable order.
 const MERGE_ROWS: &str = "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') \
      FROM zero_forensic.product_db__products__merge AS t";
@@ -50,12 +47,7 @@ impl Case {
         let tmp = tempfile::tempdir().unwrap();
         let model = tmp.path().join("model");
         tests::copy_quickstart(&model, |text| {
-            let text = tests::quickstart_source_db(
-                tests::quickstart_merge_db(text, pg, &merge.name),
-                pg,
-                &source.name,
-            );
-            tests::quickstart_workspaces(text, &tag)
+            tests::quickstart_for(text, pg, &merge.name, &source.name, &tag)
                 .replace(
                     "bucket \"ds-archive\" {\n      versioning = true\n    }",
                     &format!("bucket \"{bucket}\" {{}}"),
@@ -75,7 +67,7 @@ impl Case {
             ecosystem.contains(&format!("archive_bucket          = \"{bucket}\"\n")),
             "the quickstart's archive_bucket moved"
         );
-        source.sql(PRODUCTS);
+        source.sql(tests::PRODUCTS_TABLE);
         let case = Case {
             state: tmp.path().join("state.json"),
             _tmp: tmp,

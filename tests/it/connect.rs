@@ -54,15 +54,16 @@ impl Pipeline {
         let tmp = tempfile::tempdir().unwrap();
         let model = tmp.path().join("model");
         tests::copy_quickstart(&model, |text| {
-            let text = tests::quickstart_source_db(
-                tests::quickstart_merge_db(text, pg, &merge.name),
+            tests::quickstart_without_archive(tests::quickstart_for(
+                text,
                 pg,
+                &merge.name,
                 &source.name,
-            );
-            tests::quickstart_without_archive(tests::quickstart_workspaces(text, &tag))
-                .replace("http://127.0.0.1:8083", &connect.url)
-                .replace("customer_db", &format!("cdb_{tag}"))
-                .replace("product_db", &format!("pdb_{tag}"))
+                &tag,
+            ))
+            .replace("http://127.0.0.1:8083", &connect.url)
+            .replace("customer_db", &format!("cdb_{tag}"))
+            .replace("product_db", &format!("pdb_{tag}"))
         });
         let state = tmp.path().join("state.json");
         Pipeline {

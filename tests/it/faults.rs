@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use tests::{OwnS3, TestDatabase};
+use tests::{OwnS3, TestBucket, TestDatabase};
 
 const POSTGRES_KINDS: [&str; 5] = [
     "postgres_schema",
@@ -31,6 +31,8 @@ struct Case {
     tag: String,
     bucket: String,
     state_in_s3: bool,
+    /// The bucket `state` (made by the first apply when the state is in S3).
+    state: TestBucket,
     own: OwnS3,
 }
 
@@ -42,7 +44,7 @@ impl Drop for Case {
 
 impl Case {
     /// The quickstart on the test's database and S3 server, with one bucket and (`state_in_s3`) its state
-    /// in the object `state.json` of the bucket `state` (made here).
+    /// in the object `state.json` of the bucket `state`, a bucket of the model too.
     fn new(short: &str, state_in_s3: bool) -> Option<Case> {
         let pg = tests::postgres()?;
         let own = OwnS3::start()?;
@@ -86,33 +88,15 @@ impl Case {
             tag,
             bucket,
             state_in_s3,
+            state: TestBucket::new(&own.s3, "state".into(), false),
             own,
         };
         Some(case)
     }
 
-    fn client(&self) -> providers::s3::sdk::Client {
-        let s3 = &self.own.s3;
-        providers::s3::live::client(&s3.endpoint, &s3.region, &s3.access_key, &s3.secret_key)
-    }
-
-    /// The object `key` of the bucket `state`, if the server has it.
+    /// The state in the object `state.json` of the bucket `state`, if the server has it.
     fn state_object(&self) -> Option<state::State> {
-        let client = self.client();
-        let body = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let out = client
-                    .get_object()
-                    .bucket("state")
-                    .key("state.json")
-                    .send()
-                    .await
-                    .ok()?;
-                Some(out.body.collect().await.ok()?.into_bytes().to_vec())
-            })?;
+        let body = self.state.object("state.json")?;
         Some(state::parse(&body, std::path::Path::new("state.json")).unwrap())
     }
 
@@ -312,11 +296,16 @@ fn an_apply_whose_s3_state_backend_stops_saves_its_state_for_ds_state_push() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let before = case.state_object().expect("the state in S3");
     assert!(before.resource("s3_bucket.state").is_some());
-    let versioning = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(case.client().get_bucket_versioning().bucket("state").send())
+    let versioning = case
+        .state
+        .runtime
+        .block_on(
+            case.state
+                .client
+                .get_bucket_versioning()
+                .bucket("state")
+                .send(),
+        )
         .unwrap();
     assert_eq!(
         versioning.status(),

@@ -25,9 +25,6 @@ impl Drop for Case {
     }
 }
 
-const PRODUCTS: &str = "CREATE TABLE public.products (sku varchar(32) PRIMARY KEY, name varchar(200) NOT NULL, \
-     price numeric(10,2) NOT NULL, currency char(3) NOT NULL, in_stock integer NOT NULL, updated_at timestamp)";
-
 impl Case {
     fn new(pg: &'static Postgres, short: &str) -> Case {
         Case::edited(pg, short, |text| text)
@@ -41,16 +38,15 @@ impl Case {
         let tmp = tempfile::tempdir().unwrap();
         let model = tmp.path().join("model");
         tests::copy_quickstart(&model, |text| {
-            let text = tests::quickstart_source_db(
-                tests::quickstart_merge_db(text, pg, &merge.name),
+            edit(tests::quickstart_without_archive(tests::quickstart_for(
+                text,
                 pg,
+                &merge.name,
                 &source.name,
-            );
-            edit(tests::quickstart_without_archive(
-                tests::quickstart_workspaces(text, &tag),
-            ))
+                &tag,
+            )))
         });
-        source.sql(PRODUCTS);
+        source.sql(tests::PRODUCTS_TABLE);
         let case = Case {
             _tmp: tmp,
             model,

@@ -208,14 +208,7 @@ pub(crate) const ERRORED_STATE: &str = "ds-errored.state.json";
 /// Saves `recorded` (every result of the apply) to [`ERRORED_STATE`] and says what to do.
 fn errored(recorded: &state::State, backend: &str, e: state::StateError) -> anyhow::Error {
     // The error and its causes (the I/O error says why the backend did not answer).
-    let mut why = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        why.push_str(": ");
-        why.push_str(&c.to_string());
-        cause = c.source();
-    }
-    let e = why;
+    let e = format!("{:#}", anyhow::Error::new(e));
     let saved = std::fs::write(ERRORED_STATE, state::to_bytes(recorded));
     let path = std::env::current_dir()
         .map(|d| d.join(ERRORED_STATE))

@@ -30,7 +30,6 @@ pub(crate) enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Remove the state lock left by a process that is gone
     /// Record a saved state document at the backend (the file an apply writes when it cannot save its state)
     #[command(
         long_about = "Record FILE, a state document, as the state at the backend. An apply that made its \
@@ -48,6 +47,7 @@ ds-errored.state.json` records it. The file must come from the state stored ther
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Remove the state lock left by a process that is gone
     #[command(
         long_about = "Remove the state lock. Give the lock id shown in the error that named the lock \
 (safer: it only removes that lock); without an id, any lock is removed. Only do this when the process that \

@@ -1,7 +1,7 @@
 //! `s3_bucket`'s IO: the bucket and its versioning, lifecycle, policy and tagging configurations, read and
 //! written one S3 call each. An apply changes only the configurations that differ from the record (all of
-//! them on a create, so that a bucket left half-made by a crash is completed); a delete refuses a bucket
-//! that holds any object, object version or delete marker.
+//! them on a create, so that a bucket left half-made by a crash is completed); a delete (only ever planned
+//! when `--allow-destroy` allows it) takes every object version and delete marker with the bucket.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +32,39 @@ pub fn client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) 
     Client::from_conf(state::s3_shared::client_config(
         endpoint, region, access_key, secret_key,
     ))
+}
+
+/// The S3 clients of one run, one per endpoint, region and credential, built on first use: a refresh of
+/// many buckets, and every batch a scheduler archives, reuse one client and its connections (and resolve
+/// the credential once), as [`crate::postgres::live::Pools`] does for databases.
+#[derive(Default)]
+pub struct Clients(std::sync::Mutex<std::collections::HashMap<(String, String, String), Client>>);
+
+impl Clients {
+    /// The client for `endpoint` and `region` with the keys of the credential `credential`; the error is
+    /// the credential's (it names what to set, never a secret).
+    pub fn get(
+        &self,
+        ctx: &Ctx,
+        endpoint: &str,
+        region: &str,
+        credential: &str,
+    ) -> Result<Client, String> {
+        let key = (
+            endpoint.to_string(),
+            region.to_string(),
+            credential.to_string(),
+        );
+        if let Some(client) = self.0.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(client);
+        }
+        let keys = ctx.credentials.resolve(credential)?;
+        let made = client(endpoint, region, &keys.user, keys.password.expose());
+        if let Ok(mut clients) = self.0.lock() {
+            clients.insert(key, made.clone());
+        }
+        Ok(made)
+    }
 }
 
 /// One bucket, as an apply or read reaches it.
@@ -73,13 +106,10 @@ impl<'a> Target<'a> {
                 "no `credential` names its access key: plan again with this ds".into(),
             ));
         };
-        let credential = ctx.credentials.resolve(name).map_err(fail)?;
-        let client = client(
-            &config.endpoint,
-            &config.region,
-            &credential.user,
-            credential.password.expose(),
-        );
+        let client = ctx
+            .s3
+            .get(ctx, &config.endpoint, &config.region, name)
+            .map_err(fail)?;
         Ok(Target {
             address,
             operation,
@@ -467,11 +497,14 @@ impl Live for BucketLive {
             let Some(versioning) = target.versioning().await? else {
                 return Ok(None);
             };
+            // The other three configurations at once: one round trip's wait, not three.
+            let (lifecycle, tags, policy) =
+                futures_util::try_join!(target.lifecycle(), target.tags(), target.policy())?;
             let mut now = prior.clone();
             now["versioning"] = json!(versioning);
-            now["expire_after_days"] = target.lifecycle().await?;
-            now["tags"] = json!(target.tags().await?);
-            match target.policy().await? {
+            now["expire_after_days"] = lifecycle;
+            now["tags"] = json!(tags);
+            match policy {
                 Some(policy) => now["policy"] = policy,
                 None => {
                     if let Some(now) = now.as_object_mut() {
@@ -491,7 +524,8 @@ impl Live for BucketLive {
         Box::pin(async move {
             let operation = operation_name(change.action);
             if matches!(change.action, Action::Delete | Action::Replace) {
-                // A replace moves it (another name or server): the old one goes, if it is empty.
+                // A replace (another name or server, allowed with --allow-destroy) deletes the old one
+                // with its objects and makes the new one empty, as a replaced table starts empty.
                 let old = change
                     .prior
                     .or(change.desired)

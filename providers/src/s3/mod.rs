@@ -18,8 +18,8 @@ use crate::kind::{Planned, ResourceKind, diff_attributes};
 /// The AWS SDK this provider uses, for callers that talk to the same buckets (tests).
 pub use aws_sdk_s3 as sdk;
 
-/// `s3_bucket`: a bucket with versioning, lifecycle, policy and tags. Buckets hold objects: protected, and
-/// the provider itself refuses to delete one that is not empty.
+/// `s3_bucket`: a bucket with versioning, lifecycle, policy and tags. Buckets hold objects: protected (a
+/// delete or replace is planned only with `--allow-destroy`, and then takes the objects with the bucket).
 pub struct Bucket;
 
 /// The typed attributes of an `s3_bucket`.

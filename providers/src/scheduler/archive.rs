@@ -119,16 +119,9 @@ pub struct Rebuilt {
 
 impl Archive {
     fn client(&self, ctx: &Ctx) -> Result<Client, String> {
-        let credential = ctx
-            .credentials
-            .resolve(&self.credential)
-            .map_err(|e| format!("the archive's credential: {e}"))?;
-        Ok(crate::s3::live::client(
-            &self.endpoint,
-            &self.region,
-            &credential.user,
-            credential.password.expose(),
-        ))
+        ctx.s3
+            .get(ctx, &self.endpoint, &self.region, &self.credential)
+            .map_err(|e| format!("the archive's credential: {e}"))
     }
 
     /// One line for a failed call on `key`, naming the bucket and the endpoint (never a key).
@@ -592,6 +585,31 @@ struct Plan {
     batches: BTreeMap<i32, Vec<Load>>,
 }
 
+impl Plan {
+    /// What replaying it does (every object is checked against its manifest as it is loaded, so the
+    /// manifests' counts are the rows loaded).
+    fn summary(&self, stream: &Stream) -> Rebuilt {
+        let rows = |loads: &mut dyn Iterator<Item = &Load>| loads.map(|l| l.manifest.rows).sum();
+        let last = self
+            .base
+            .iter()
+            .chain(self.batches.values().flatten())
+            .map(|l| l.manifest.batch)
+            .max()
+            .unwrap_or(0);
+        Rebuilt {
+            stream: stream.label.clone(),
+            base: self
+                .base
+                .first()
+                .map(|l| (l.manifest.batch, rows(&mut self.base.iter()))),
+            batches: self.batches.len() as u32,
+            rows: rows(&mut self.batches.values().flatten()),
+            last,
+        }
+    }
+}
+
 /// Reads what the archive holds for `stream` (manifests only) and checks that it is whole.
 async fn plan(stream: &Stream, archive: &Archive, client: &Client) -> Result<Plan, String> {
     let mut listings = Vec::new();
@@ -720,14 +738,14 @@ fn copy_lines(text: &[u8], buffer: &mut Vec<u8>) -> u64 {
 /// Loads one archived directory's rows into `table` (through the session's `ds_rebuild_rows`), streaming:
 /// the object is read chunk by chunk, hashed, decompressed and copied as it arrives, and checked against
 /// the manifest (SHA-256, row count) before its rows go further; a mismatch is an error (the caller's
-/// transaction then leaves everything as it was). Returns the row count.
+/// transaction then leaves everything as it was).
 async fn load(
     tx: &tokio_postgres::Transaction<'_>,
     archive: &Archive,
     client: &Client,
     load: &Load,
     table: &str,
-) -> Result<u64, String> {
+) -> Result<(), String> {
     let key = format!("{}/rows.jsonl.gz", load.dir);
     let mut body = client
         .get_object()
@@ -804,8 +822,7 @@ async fn load(
          json_populate_record(NULL::{table}, l.line::json) AS r; TRUNCATE ds_rebuild_rows"
     ))
     .await
-    .map_err(|e| format!("loading {key}: {}", pg(&e)))?;
-    Ok(rows)
+    .map_err(|e| format!("loading {key}: {}", pg(&e)))
 }
 
 /// Recreates the merge tables of the stream a `scheduler_job`'s attributes describe from its archive alone:
@@ -835,16 +852,12 @@ pub async fn rebuild(
                 .await
                 .map_err(|e| at(format!("dataset {}: {}", dataset.name, pg(&e))))?;
         }
-        let mut base = None;
         for l in &plan.base {
             let dataset = &stream.datasets[l.dataset];
-            let rows = load(&tx, archive, &client, l, &stream.table(&dataset.merge))
+            load(&tx, archive, &client, l, &stream.table(&dataset.merge))
                 .await
                 .map_err(|m| at(format!("dataset {}: the base: {m}", dataset.name)))?;
-            let (_, total) = base.get_or_insert((l.manifest.batch, 0));
-            *total += rows;
         }
-        let mut rows = 0;
         for (done, (batch, loads)) in plan.batches.iter().enumerate() {
             for l in loads {
                 let dataset = &stream.datasets[l.dataset];
@@ -856,7 +869,7 @@ pub async fn rebuild(
                 )
                 .await
                 .map_err(|e| at(pg(&e)))?;
-                rows += load(&tx, archive, &client, l, &staging).await.map_err(at)?;
+                load(&tx, archive, &client, l, &staging).await.map_err(at)?;
                 for statement in &merge_sql(&stream, dataset, *batch) {
                     tx.execute(statement.as_str(), &[])
                         .await
@@ -865,22 +878,16 @@ pub async fn rebuild(
             }
             progress(done + 1, plan.batches.len());
         }
+        let rebuilt = plan.summary(&stream);
         let loads = plan.base.iter().chain(plan.batches.values().flatten());
-        let last = loads.clone().map(|l| l.manifest.batch).max().unwrap_or(0);
-        restore_control(&tx, &stream, loads, last)
+        restore_control(&tx, &stream, loads, rebuilt.last)
             .await
             .map_err(at)?;
         // Staging keeps the last `staging_batches_to_keep` batches, as after a commit (every replayed
         // batch came from the archive).
-        prune_staging(&tx, &stream, last, false).await?;
+        prune_staging(&tx, &stream, rebuilt.last, false).await?;
         tx.commit().await.map_err(|e| at(pg(&e)))?;
-        Ok(Rebuilt {
-            stream: stream.label.clone(),
-            base,
-            batches: plan.batches.len() as u32,
-            rows,
-            last,
-        })
+        Ok(rebuilt)
     }
     .await;
     lock.release().await;
@@ -908,19 +915,7 @@ async fn open(ctx: &Ctx, job: &Value) -> Result<(Stream, Client, Plan), EngineEr
 /// manifests, changing nothing: the error a rebuild would stop at when the archive is not whole.
 pub async fn rebuild_plan(ctx: &Ctx, job: &Value) -> Result<Rebuilt, EngineError> {
     let (stream, _, plan) = open(ctx, job).await?;
-    let rows = |loads: &mut dyn Iterator<Item = &Load>| loads.map(|l| l.manifest.rows).sum::<u64>();
-    let base = plan
-        .base
-        .first()
-        .map(|l| (l.manifest.batch, rows(&mut plan.base.iter())));
-    let loads = plan.base.iter().chain(plan.batches.values().flatten());
-    Ok(Rebuilt {
-        stream: stream.label.clone(),
-        base,
-        batches: plan.batches.len() as u32,
-        rows: rows(&mut plan.batches.values().flatten()),
-        last: loads.map(|l| l.manifest.batch).max().unwrap_or(0),
-    })
+    Ok(plan.summary(&stream))
 }
 
 /// A new merge database has no `ds_batch_counter` or `ds_batch_metrics` rows for the stream: what the
